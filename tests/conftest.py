@@ -1,0 +1,28 @@
+"""Test configuration: repository root on sys.path, access to ../shared reference data."""
+import os
+import sys
+import warnings
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, ROOT)
+warnings.filterwarnings("ignore", message="No ccache found")
+
+
+def shared_path(*parts):
+    """Path of a file under ../shared, or skip the test with the reason when it is not there."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"{os.path.join('..', 'shared', *parts)} not found (reference data beside the repository)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import numpy as np
+    import paddle
+
+    paddle.seed(0)
+    np.random.seed(0)

@@ -1,0 +1,53 @@
+"""Convert an official checkpoint into Paddle weights (.pdparams), without PyTorch installed.
+
+    python tools/convert_weights.py --arch MIRNet_v2 --src real_denoising.pth --dst pretrained_models/real_denoising.pdparams
+
+The file is checked against the network: a checkpoint of another architecture or configuration is refused
+with the first mismatching keys.  ``-o key=value`` sets network arguments for non-default configurations.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import yaml  # noqa: E402
+
+from utils.checkpoint import WeightsError, save_weights  # noqa: E402
+from utils.official_weights import READERS, convert_official  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", required=True, choices=sorted(READERS), help="architecture of the checkpoint")
+    p.add_argument("--src", required=True, help="official checkpoint (.pth / .pkl / .mat)")
+    p.add_argument("--dst", required=True, help="output .pdparams")
+    p.add_argument("--key", default=None, help="entry of the checkpoint dict holding the weights (auto)")
+    p.add_argument("-o", "--network-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="network constructor argument, e.g. -o n_feat=64 (repeatable)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = {}
+    for item in args.network_opt:
+        k, sep, v = item.partition("=")
+        if not sep:
+            sys.exit(f"error: -o expects KEY=VALUE, got {item!r}")
+        cfg[k.strip()] = yaml.safe_load(v)
+    if not os.path.isfile(args.src):
+        sys.exit(f"error: source checkpoint not found: {args.src}")
+    try:
+        state = convert_official(args.arch, args.src, cfg, key=args.key)
+    except (WeightsError, TypeError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    import paddle
+
+    save_weights({k: paddle.to_tensor(v) for k, v in state.items()}, args.dst)
+    n = sum(int(v.size) for v in state.values())
+    print(f"wrote {args.dst}: {len(state)} tensors, {n:,} parameters ({args.arch})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared utilities: config, metrics, checkpoints, devices, image I/O."""

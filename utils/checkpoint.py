@@ -1,0 +1,86 @@
+"""Weight files: strict loading with one-line errors, atomic saving, key/shape checks.
+
+A ``.pdparams`` file holds a plain state dict, so ``paddle.load`` + ``set_state_dict`` work on it directly.
+Nested checkpoints (``{'params': state_dict, ...}`` as the official MIRNetV2 files, ``{'model': ...}`` as the
+MIMO-UNet ones) are unwrapped when read.
+"""
+import os
+
+import numpy as np
+
+from .fileio import atomic_paddle_save
+
+CONTAINER_KEYS = ("params", "model", "state_dict", "net", "params_ema")
+
+
+class WeightsError(ValueError):
+    """Raised for unreadable weight files and for files that do not fit the network."""
+
+
+def unwrap_state_dict(obj, key=None):
+    """Find the state dict in a checkpoint object and strip DataParallel's ``module.`` prefix."""
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            raise WeightsError(f"checkpoint has no entry {key!r}")
+        obj = obj[key]
+    elif isinstance(obj, dict):
+        for k in CONTAINER_KEYS:
+            if isinstance(obj.get(k), dict):
+                obj = obj[k]
+                break
+    if not isinstance(obj, dict):
+        raise WeightsError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
+    out = {}
+    for k, v in obj.items():
+        out[k[len("module."):] if isinstance(k, str) and k.startswith("module.") else k] = v
+    return out
+
+
+def _shape(v):
+    return tuple(int(s) for s in (v.shape if hasattr(v, "shape") else np.shape(v)))
+
+
+def check_state_dict(expected, given, source="weights"):
+    """Raise WeightsError naming the first mismatches unless ``given`` has exactly the keys and shapes of
+    ``expected`` (both dicts of name -> array/tensor)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    wrong = [f"{k} {list(_shape(given[k]))} (expected {list(_shape(expected[k]))})"
+             for k in expected if k in given and _shape(given[k]) != _shape(expected[k])]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            parts.append(f"{len(items)} {label}: {', '.join(map(str, items[:3]))}{more}")
+    raise WeightsError(f"{source} does not fit the network: " + "; ".join(parts))
+
+
+def read_state_dict(path, key=None):
+    """Read a ``.pdparams`` (or nested Paddle checkpoint) into a flat state dict."""
+    import paddle
+
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        obj = paddle.load(path)
+    except Exception as exc:  # paddle raises many types for foreign or corrupt files
+        raise WeightsError(f"cannot read weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                           " (official .pth/.pkl/.mat files must be converted first: tools/convert_weights.py)"
+                           ) from None
+    return unwrap_state_dict(obj, key)
+
+
+def load_weights(model, path, key=None):
+    """Strictly load weights into ``model``: any missing, unexpected or mis-shaped tensor is an error."""
+    state = read_state_dict(path, key)
+    check_state_dict(model.state_dict(), state, source=path)
+    model.set_state_dict(state)
+    return model
+
+
+def save_weights(model_or_state, path):
+    """Atomically write a plain state dict (from a layer or a dict) to ``path``."""
+    state = model_or_state.state_dict() if hasattr(model_or_state, "state_dict") else model_or_state
+    atomic_paddle_save(state, path)
