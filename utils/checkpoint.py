@@ -84,3 +84,42 @@ def save_weights(model_or_state, path):
     """Atomically write a plain state dict (from a layer or a dict) to ``path``."""
     state = model_or_state.state_dict() if hasattr(model_or_state, "state_dict") else model_or_state
     atomic_paddle_save(state, path)
+
+
+def detect_network(state):
+    """Name of the registered network whose default configuration fits ``state`` exactly, or None."""
+    from networks import NETWORKS, build_network
+
+    for name in NETWORKS:
+        try:
+            check_state_dict(build_network({"name": name}).state_dict(), state)
+            return name
+        except (WeightsError, TypeError, ValueError):
+            continue
+    return None
+
+
+def network_config_for(weights_path, config_path=None):
+    """The ``network`` config to rebuild the network of a weights file.
+
+    In order: the ``network`` section of ``config_path`` (a run config); the ``config.yml`` that training
+    writes beside its weights; the default configuration of the registered network whose keys and shapes fit
+    the file (converted official weights).  Raises WeightsError when none applies.
+    """
+    from .config import load_config
+
+    candidates = [config_path] if config_path else [os.path.join(os.path.dirname(os.path.abspath(weights_path)),
+                                                                 "config.yml")]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            cfg = load_config(path)
+            if "network" not in cfg:
+                raise WeightsError(f"{path} has no 'network' section")
+            return dict(cfg["network"])
+        if config_path:
+            raise WeightsError(f"config file not found: {config_path}")
+    name = detect_network(read_state_dict(weights_path))
+    if name is None:
+        raise WeightsError(f"{weights_path} fits no registered network at its default configuration; pass the "
+                           "training config with -c")
+    return {"name": name}
