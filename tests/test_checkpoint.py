@@ -18,7 +18,7 @@ def test_save_and_strict_load(tmp_path):
     for (k, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items()):
         assert bool((a == b).all()), k
     with pytest.raises(WeightsError, match="wrong shape"):
-        load_weights(build_network({"name": "MIRNet_v2", "n_feat": 24, "n_MRB": 1}), path)
+        load_weights(build_network({"name": "MIRNet_v2", "n_feat": 32, "n_MRB": 1}), path)
     nested = str(tmp_path / "nested.pdparams")
     paddle.save({"params": net.state_dict(), "iter": 3}, nested)
     load_weights(build_network(TINY), nested)
