@@ -1,8 +1,10 @@
 """Network registry: ``build_network({'name': 'MIRNet_v2', **constructor_kwargs})``.
 
-Each network class carries ``size_multiple`` (the stride it pads to internally) and ``input_range``.
-A network returns one image tensor, or a list of images from coarse to fine; ``primary_output`` picks the
-full-resolution prediction that inference paths use.
+Each network class carries ``size_multiple`` (the stride it pads to internally), ``input_range`` and
+``channel_order``: the value range and colour order its weights expect.  The pipeline's images are RGB in
+[0, 1]; ``to_network_space`` / ``from_network_space`` convert at the network boundary (a no-op for networks
+trained on RGB [0, 1]).  A network returns one image tensor, or a list of images from coarse to fine;
+``primary_output`` picks the full-resolution prediction that inference paths use.
 """
 import difflib
 import inspect
@@ -44,9 +46,31 @@ def build_network(cfg):
     return cls(**kwargs)
 
 
+def _space(net_or_cls):
+    lo, hi = getattr(net_or_cls, "input_range", (0.0, 1.0))
+    return float(lo), float(hi), getattr(net_or_cls, "channel_order", "RGB")
+
+
+def to_network_space(x, net_or_cls):
+    """RGB [0, 1] NCHW tensor -> the value range and channel order of the network."""
+    lo, hi, order = _space(net_or_cls)
+    if order == "BGR":
+        x = x.flip(axis=[1])
+    return x if (lo, hi) == (0.0, 1.0) else x * (hi - lo) + lo
+
+
+def from_network_space(y, net_or_cls):
+    """Inverse of ``to_network_space``."""
+    lo, hi, order = _space(net_or_cls)
+    if (lo, hi) != (0.0, 1.0):
+        y = (y - lo) / (hi - lo)
+    return y.flip(axis=[1]) if order == "BGR" else y
+
+
 def primary_output(out):
     """The full-resolution prediction of a network's output (the last one of a multi-scale list)."""
     return out[-1] if isinstance(out, (list, tuple)) else out
 
 
-__all__ = ["NETWORKS", "build_network", "constructor_args", "get_network_class", "primary_output", "MIRNet_v2"]
+__all__ = ["NETWORKS", "build_network", "constructor_args", "get_network_class", "primary_output",
+           "to_network_space", "from_network_space", "MIRNet_v2"]

@@ -159,6 +159,7 @@ class MIRNet_v2(nn.Layer):
 
     size_multiple = 4  # the network itself needs H, W divisible by 4; forward() pads for you
     input_range = (0.0, 1.0)
+    channel_order = "RGB"
 
     def __init__(self, inp_channels=3, out_channels=3, n_feat=80, chan_factor=1.5, n_RRG=4, n_MRB=2,
                  height=3, width=2, scale=1, bias=False, task=None):
