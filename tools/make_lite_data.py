@@ -1,0 +1,26 @@
+"""Build the offline lite data sets (no download) used by the quick start, the tests and TIPC.
+
+    python tools/make_lite_data.py --task all --out data/lite
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from utils.cli import run_main  # noqa: E402
+from utils.lite_data import LITE_TASKS  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="all", choices=["all", *sorted(LITE_TASKS)])
+    p.add_argument("--out", default="data/lite", help="output root (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    for name in (sorted(LITE_TASKS) if args.task == "all" else [args.task]):
+        print(f"[{name}] {LITE_TASKS[name](args.out, args.seed)}")
+
+
+if __name__ == "__main__":
+    run_main(main)
