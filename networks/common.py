@@ -45,6 +45,10 @@ def pad_to_multiple(x, multiple):
     """
     h, w = x.shape[2], x.shape[3]
     pad_h, pad_w = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
-    if isinstance(pad_h, int) and isinstance(pad_w, int) and pad_h == 0 and pad_w == 0:
-        return x  # dygraph, already aligned: no copy
-    return F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")
+    if isinstance(pad_h, int) and isinstance(pad_w, int):  # dygraph (or static with known sizes)
+        return x if pad_h == pad_w == 0 else F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")
+    # Static graph with run-time sizes: the legacy (.pdmodel) exporter takes the paddings only as one tensor.
+    zero = paddle.zeros([1], "int32")
+    pads = paddle.concat([zero, paddle.cast(pad_w, "int32").reshape([1]), zero,
+                          paddle.cast(pad_h, "int32").reshape([1])])
+    return F.pad(x, pads, mode="replicate")
