@@ -9,9 +9,13 @@ from networks import NETWORKS, build_network, constructor_args, primary_output
 # name -> (tiny test config, official key list file, official parameter count)
 OFFICIAL = {
     "MIRNet_v2": ("mirnet_v2_official_keys.txt", 5_858_560),
+    "MIMOUNet": ("mimo_unet_official_keys.txt", 6_807_171),
+    "MIMOUNetPlus": ("mimo_unet_plus_official_keys.txt", 16_107_651),
 }
 TINY = {
     "MIRNet_v2": {"n_feat": 16, "n_MRB": 1},
+    "MIMOUNet": {"num_res": 1},
+    "MIMOUNetPlus": {"num_res": 1},
 }
 
 
