@@ -23,7 +23,18 @@ def read_torch_state_dict(path, key=None):
 
 READERS = {
     "MIRNet_v2": read_torch_state_dict,  # official: torch.save({'params': state_dict}, 'real_denoising.pth')
+    # official: torch.save({'model': state_dict[, 'optimizer': ..., 'scheduler': ..., 'epoch': ...]}, '*.pkl')
+    "MIMOUNet": read_torch_state_dict,
+    "MIMOUNetPlus": read_torch_state_dict,
 }
+
+
+def _fits_other_hint(state, arch):
+    """' (the file fits X: use --arch X)' when the file is another registered network at its default configuration."""
+    from .checkpoint import detect_network
+
+    other = detect_network(state)
+    return f" (the file fits {other}: use --arch {other})" if other and other != arch else ""
 
 
 def convert_official(arch, src, network_cfg=None, key=None):
@@ -36,5 +47,8 @@ def convert_official(arch, src, network_cfg=None, key=None):
     state = reader(src, key) if key is not None else reader(src)
     net = build_network({"name": arch, **(network_cfg or {})})
     expected = net.state_dict()
-    check_state_dict(expected, state, source=src)
+    try:
+        check_state_dict(expected, state, source=src)
+    except WeightsError as exc:
+        raise WeightsError(f"{exc}{_fits_other_hint(state, arch)}") from None
     return {k: np.ascontiguousarray(state[k], dtype=np.float32) for k in expected}
