@@ -21,12 +21,14 @@ def quiet_paddle():
 
 
 def _user_errors():
+    from dataloaders import DatasetError
+
     from .checkpoint import WeightsError
     from .config import ConfigError
     from .device import DeviceError
     from .image_io import ImageError
 
-    return (UserError, WeightsError, ConfigError, DeviceError, ImageError, FileNotFoundError)
+    return (UserError, WeightsError, ConfigError, DeviceError, ImageError, DatasetError, FileNotFoundError)
 
 
 def run_main(main, argv=None):
