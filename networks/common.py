@@ -27,8 +27,8 @@ def _fan_in(weight, layer):
 def torch_default_init(model):
     """Initialise every conv / linear layer of ``model`` as PyTorch does by default."""
     for layer in model.sublayers(include_self=True):
-        if not isinstance(layer, _LAYERS):
-            continue
+        if not isinstance(layer, _LAYERS) or not layer.weight._is_initialized():
+            continue  # not a conv / linear layer, or built under paddle.LazyGuard (shapes only)
         bound = 1.0 / math.sqrt(max(_fan_in(layer.weight, layer), 1))
         with paddle.no_grad():
             layer.weight.set_value(paddle.uniform(layer.weight.shape, layer.weight.dtype, -bound, bound))
