@@ -2,7 +2,7 @@
 PSNR of the full-scale output clamped to [0, 1] on float RGB, data range 1), with SSIM as well.
 
     python test_deblurring_gopro.py --weights pretrained_models/MIMOUNet_GoPro.pdparams --data data/GOPRO/test
-    python test_deblurring_gopro.py --weights pretrained_models/MIMOUNetPlus_GoPro.pdparams --self-ensemble  # MIMO-UNet++
+    python test_deblurring_gopro.py --weights pretrained_models/MIMOUNetPlus_GoPro.pdparams --self-ensemble  # ++
 
 The network is rebuilt from the config.yml beside the weights (training output), from -c, or, for converted
 official weights, from their keys.

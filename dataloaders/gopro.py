@@ -188,7 +188,8 @@ def flatten_gopro(root_src, root_dst, blur_dir="blur", link=False, splits=SPLITS
         for kind in ("blur", "sharp"):
             os.makedirs(os.path.join(root_dst, split, kind), exist_ok=True)
         for b, s, name in pairs:
-            jobs += [(b, os.path.join(root_dst, split, "blur", name)), (s, os.path.join(root_dst, split, "sharp", name))]
+            jobs += [(b, os.path.join(root_dst, split, "blur", name)),
+                     (s, os.path.join(root_dst, split, "sharp", name))]
     skipped = 0
     for src, dst in tqdm(jobs, desc="link" if link else "copy", unit="file", disable=not progress):
         if os.path.exists(dst) and _same_file(src, dst, link):

@@ -91,7 +91,8 @@ def test_prepare_blur_gamma_and_copy_over_links(lite, tmp_path):
     seq = sorted(os.listdir(src / "test"))[0]
     flat = dst / "test" / "blur" / f"{seq}_000001.png"
     assert open(flat, "rb").read() == open(src / "test" / seq / "blur_gamma" / "000001.png", "rb").read()
-    assert not os.path.samefile(dst / "test" / "sharp" / f"{seq}_000001.png", src / "test" / seq / "sharp" / "000001.png")
+    sharp = dst / "test" / "sharp" / f"{seq}_000001.png"
+    assert not os.path.samefile(sharp, src / "test" / seq / "sharp" / "000001.png")
     assert _tree(src) == before
 
 

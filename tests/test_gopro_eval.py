@@ -83,7 +83,8 @@ def test_script_end_to_end(data, weights, tmp_path, capsys):
     assert saved.shape == (20, 28, 3)
     ds = GoProTestDataset(str(data))
     pred = restore(net, paddle.to_tensor(ds[2][0][None]), "rot4").numpy()[0]
-    np.testing.assert_allclose(cv2.cvtColor(saved, cv2.COLOR_BGR2RGB).transpose(2, 0, 1) / 255.0, pred, atol=0.5 / 255 + 1e-6)
+    saved_rgb = cv2.cvtColor(saved, cv2.COLOR_BGR2RGB).transpose(2, 0, 1) / 255.0
+    np.testing.assert_allclose(saved_rgb, pred, atol=0.5 / 255 + 1e-6)
     assert float(rows[2]["psnr"]) == pytest.approx(psnr(pred, ds[2][1]), abs=1e-3)
 
 

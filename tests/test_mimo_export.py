@@ -27,7 +27,8 @@ h = pred.get_input_handle(pred.get_input_names()[0]); h.reshape(x.shape); h.copy
 outs = [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
 with paddle.no_grad():
     ref = [o.numpy() for o in net(paddle.to_tensor(x))]
-print(json.dumps({"shapes": [list(o.shape) for o in outs], "diff": [float(np.abs(a - b).max()) for a, b in zip(outs, ref)]}))
+diff = [float(np.abs(a - b).max()) for a, b in zip(outs, ref)]
+print(json.dumps({"shapes": [list(o.shape) for o in outs], "diff": diff}))
 """
 
 
