@@ -40,3 +40,6 @@ def build_dataset(cfg):
     if unknown:
         raise ConfigError(f"dataset {name} got unknown key(s) {unknown}; valid: {', '.join(allowed)}")
     return cls(**kwargs)
+
+
+from . import paired, sidd  # noqa: E402,F401  (registers the datasets)
