@@ -101,6 +101,15 @@ def test_stage_boundary_changes_patch_and_batch_exactly(sidd_lite, tmp_path):
         np.pi / 4)) / 2 + 1e-5 * (1 - (1 + np.cos(np.pi / 4)) / 2)], rtol=1e-6)
 
 
+def test_time_budget_stops_at_a_logged_iteration(sidd_lite, tmp_path):
+    t = Trainer(tiny_cfg(sidd_lite, tmp_path, max_minutes=1e-6), device="cpu")
+    t.fit()
+    assert t.iter == 2  # the first logging point (print_freq 2)
+    assert sorted(f for f in os.listdir(tmp_path / "model") if f.endswith((".pdstates", ".pdparams"))) == [
+        "model_best.pdparams", "model_latest.pdparams", "state_iter00000002.pdstates"]
+    assert "time budget" in (tmp_path / "model" / "train.log").read_text()
+
+
 def test_resume_continues_exactly(sidd_lite, tmp_path):
     full = Trainer(tiny_cfg(sidd_lite, tmp_path / "a"), device="cpu", record_history=True)
     final = full.fit()

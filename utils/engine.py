@@ -17,6 +17,7 @@ Config schema (every section is checked; unknown keys are refused, missing ones 
           # card, optional) splits each card's share into chunks whose gradients are accumulated, so the
           # update equals one step on the whole global batch.  patch_size null keeps the dataset's own size.
       max_iters: null             # stop early after this many iterations (the schedule is unchanged)
+      max_minutes: null           # stop early (validate, save) once this much wall-clock time has passed
       loss: {type: L1Loss}                                     # utils.losses.build_loss
       optimizer: {type: Adam, lr: 2e-4, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0}
                                   # Adam | AdamW (same keys) | SGD (lr, momentum, nesterov, weight_decay)
@@ -79,8 +80,9 @@ from .schedulers import build_scheduler
 DEFAULTS = {
     "name": "", "seed": 100, "device": "auto", "network": None,
     "data": {"train": None, "val": None, "num_workers": 0},
-    "train": {"stages": None, "max_iters": None, "loss": {"type": "L1Loss"}, "optimizer": {"type": "Adam", "lr": 2e-4},
-              "scheduler": {"type": "ConstantLR"}, "grad_clip": None, "ema_decay": 0.0,
+    "train": {"stages": None, "max_iters": None, "max_minutes": None, "loss": {"type": "L1Loss"},
+              "optimizer": {"type": "Adam", "lr": 2e-4}, "scheduler": {"type": "ConstantLR"}, "grad_clip": None,
+              "ema_decay": 0.0,
               "mixup": {"enable": False, "beta": 1.2, "use_identity": True},
               "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
     "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
@@ -144,6 +146,9 @@ def resolve_config(cfg):
         for key in ("patch_size", "micro_batch"):
             _positive_int(stage[key], f"{where}.{key}", allow_none=True)
     _positive_int(train["max_iters"], "train.max_iters", allow_none=True)
+    if train["max_minutes"] is not None and (not isinstance(train["max_minutes"], (int, float))
+                                             or train["max_minutes"] <= 0):
+        raise ConfigError(f"train.max_minutes must be a positive number or null, got {train['max_minutes']!r}")
     opt = train["optimizer"]
     if not isinstance(opt, dict) or opt.get("type") not in OPTIMIZER_KEYS:
         raise ConfigError(f"train.optimizer.type must be one of {', '.join(OPTIMIZER_KEYS)}, got "
@@ -361,8 +366,7 @@ class Trainer:
         self._setup_amp()
         self.model = paddle.DataParallel(self.net) if self.world > 1 else self.net
         self.iter, self.best, self.history = 0, None, [] if record_history else None
-        self.record_history = record_history
-        self._input_metrics, self._writer = None, None
+        self._input_metrics, self._writer, self._file_log = None, None, None
         if state_path:
             self.load_state(state_path)
 
@@ -401,6 +405,8 @@ class Trainer:
 
     def _make_logger(self):
         log = logging.getLogger(f"{LOGGER}.{id(self)}")
+        for old in list(log.handlers):  # a logger left by an earlier trainer object at the same address
+            log.removeHandler(old)
         log.propagate = False
         log.setLevel(logging.INFO if self.rank == 0 else logging.WARNING)
         handler = _TqdmHandler() if self.rank == 0 else logging.StreamHandler(sys.stderr)
@@ -414,10 +420,10 @@ class Trainer:
         if self.rank != 0:
             return
         os.makedirs(self.model_dir, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(self.model_dir, "train.log"), mode="w" if fresh else "a",
-                                      encoding="utf-8")
-        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
-        self.log.addHandler(handler)
+        self._file_log = logging.FileHandler(os.path.join(self.model_dir, "train.log"), mode="w" if fresh else "a",
+                                             encoding="utf-8")
+        self._file_log.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.log.addHandler(self._file_log)
         atomic_write_text(os.path.join(self.model_dir, "config.yml"), dump_config(self.cfg))
         if self.cfg["log"]["visualdl"]:
             from visualdl import LogWriter
@@ -432,9 +438,10 @@ class Trainer:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        for h in list(self.log.handlers):
-            h.close()
-            self.log.removeHandler(h)
+        if self._file_log is not None:
+            self.log.removeHandler(self._file_log)
+            self._file_log.close()
+            self._file_log = None
 
     def _show_bars(self):
         """Progress bars on rank 0 when asked for and stderr is a terminal (log files get the log lines)."""
@@ -493,8 +500,10 @@ class Trainer:
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += loss.item() * (b - a) / n
         if not math.isfinite(total):
-            raise UserError(f"the loss became {total} at iteration {self.iter + 1}; lower the learning rate or set "
-                            f"train.grad_clip")
+            if not self.scaler:  # with float16 AMP the scaler skips this step and lowers its scale
+                raise UserError(f"the loss became {total} at iteration {self.iter + 1}; lower the learning rate or "
+                                f"set train.grad_clip")
+            self.log.warning(f"non-finite loss at iteration {self.iter + 1} under float16 AMP; step skipped")
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -534,32 +543,32 @@ class Trainer:
                 self._log_start()
                 bar = tqdm(total=self.end_iter, initial=self.iter, unit="it", dynamic_ncols=True,
                            disable=not self._show_bars())
-                window = {"loss": 0.0, "n": 0, "reader": 0.0, "batch": 0.0, "samples": 0}
-                t_data = time.perf_counter()
+                window = dict.fromkeys(("loss", "n", "reader", "batch", "samples"), 0.0)
+                t_begin = t_data = time.perf_counter()
                 for inp, target in self._batches():
                     t_start = time.perf_counter()
                     shape = tuple(inp.shape)
                     loss = self.train_step(inp, target)
                     lr = self.scheduler()
                     self.iter += 1
-                    t_end = time.perf_counter()
-                    batch = self.plan.stages[self.plan.index(self.iter - 1)]["batch_size"]
-                    window["loss"] += loss
-                    window["n"] += 1
-                    window["reader"] += t_start - t_data
-                    window["batch"] += t_end - t_data
-                    window["samples"] += batch
+                    for key, value in (("loss", loss), ("n", 1), ("reader", t_start - t_data),
+                                       ("batch", time.perf_counter() - t_data),
+                                       ("samples", self.plan.stages[self.plan.index(self.iter - 1)]["batch_size"])):
+                        window[key] += value
                     if self.history is not None:
                         self.history.append({"iter": self.iter, "loss": loss, "lr": lr, "shape": shape})
                     bar.update()
                     if self.iter % cfg["log"]["print_freq"] == 0 or self.iter == self.end_iter:
                         self._log_window(window, lr)
-                        window = dict.fromkeys(window, 0)
-                    last = self.iter == self.end_iter
+                        window = dict.fromkeys(window, 0.0)
+                        self._check_time_budget(t_begin)
+                    last = self.iter >= self.end_iter
                     if self.val_set is not None and (self.iter % cfg["val"]["freq"] == 0 or last):
                         metrics = self.validate()
                     if self.iter % cfg["output"]["checkpoint_freq"] == 0 or last:
                         self.save_checkpoint()
+                    if last:
+                        break
                     t_data = time.perf_counter()
                 bar.close()
                 self._check_replicas()
@@ -569,6 +578,17 @@ class Trainer:
         finally:
             self._close_outputs()
         return metrics
+
+    def _check_time_budget(self, t_begin):
+        """Stop early (validating and saving as at the end) once ``train.max_minutes`` have passed; the
+        decision uses the time averaged over cards, so every card stops at the same iteration."""
+        budget = self.cfg["train"]["max_minutes"]
+        if budget and self.iter < self.end_iter:
+            elapsed = self._reduce([time.perf_counter() - t_begin])[0] / self.world
+            if elapsed >= budget * 60:
+                self.log.info(f"time budget of {budget} minute(s) reached at iteration {self.iter}; stopping here "
+                              f"(--resume continues the schedule)")
+                self.end_iter = self.iter
 
     def _log_start(self):
         n_params = sum(int(np.prod(p.shape)) for p in self.net.parameters())
@@ -710,7 +730,10 @@ class Trainer:
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
         paddle.set_rng_state(rng["paddle"])
-        changed = [k for k in ("network", "train", "seed") if state["config"].get(k) != self.cfg.get(k)]
+        strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items()  # noqa: E731
+                                          if k not in ("max_iters", "max_minutes")}}
+        saved, now = strip(state["config"]), strip(self.cfg)
+        changed = [k for k in ("network", "train", "seed") if saved.get(k) != now.get(k)]
         if changed:
             self.log.warning(f"resuming with a different {', '.join(changed)} than the saved run; the continuation "
                              f"will not match an uninterrupted run")
