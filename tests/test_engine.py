@@ -177,6 +177,17 @@ def test_micro_batches_accumulate_to_the_full_batch_step(sidd_lite, tmp_path):
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
 
 
+def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
+    runs = []
+    for workers in (0, 2):
+        cfg = tiny_cfg(sidd_lite, tmp_path / str(workers), max_iters=4)
+        cfg["data"].update(val=None, num_workers=workers)
+        t = Trainer(cfg, device="cpu", record_history=True)
+        t.fit()
+        runs.append([h["loss"] for h in t.history])
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
+
+
 def test_sgd_step_decay_and_amp_on_cpu(sidd_lite, tmp_path, caplog):
     cfg = tiny_cfg(sidd_lite, tmp_path, optimizer={"type": "SGD", "lr": 0.01, "momentum": 0.9},
                    scheduler={"type": "StepLR", "step_size": 2, "gamma": 0.5}, amp={"enable": True, "level": "O2"},
@@ -235,21 +246,28 @@ def test_kill_during_checkpoint_write_keeps_previous_one(sidd_lite, tmp_path):
     assert "state_iter00000006.pdstates" in os.listdir(model_dir)
 
 
-def _run_script(args, cwd):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True,
-                          cwd=cwd)
+def _train_cli(args, capsys):
+    """Run train.py's main() as the script does; returns (exit status, stderr lines)."""
+    import train
+    from utils.cli import run_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(train.main, args)
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
 
 
-def test_train_script_one_line_errors(sidd_lite, tmp_path):
+def test_train_script_one_line_errors(sidd_lite, tmp_path, capsys):
     cfg = os.path.join(ROOT, "configs", "mirnet_v2_lite.yml")
-    run = _run_script(["-c", cfg, "-o", "train.optimiser.lr=1"], tmp_path)
-    assert run.returncode == 2 and run.stderr.strip().splitlines() == [
+    assert _train_cli(["-c", cfg, "-o", "train.optimiser.lr=1"], capsys) == (2, [
         "error: unknown config key 'train.optimiser.lr'; did you mean 'train.optimizer.lr'? (prefix the key with "
-        "'+' to add a new one)"]
-    run = _run_script(["-c", cfg, "-o", f"data.train.root={tmp_path}/none"], tmp_path)
-    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].startswith("error: data.train: data folder")
-    run = _run_script(["-c", cfg, "--resume", str(tmp_path / "missing.pdstates")], tmp_path)
-    assert run.returncode == 2 and "error: --resume: file not found" in run.stderr
+        "'+' to add a new one)"])
+    code, err = _train_cli(["-c", cfg, "-o", f"data.train.root={tmp_path}/none", f"output.model_dir={tmp_path}/m"],
+                           capsys)
+    assert code == 2 and err[-1].startswith("error: data.train: data folder not found")
+    code, err = _train_cli(["-c", cfg, "--resume", str(tmp_path / "missing.pdstates")], capsys)
+    assert code == 2 and err == [f"error: --resume: file not found: {tmp_path / 'missing.pdstates'}"]
+    code, err = _train_cli(["-c", cfg, "--device", "gpu:7", "-o", f"output.model_dir={tmp_path}/m"], capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: device 'gpu:7'")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the CPU launch test uses gloo on Linux")

@@ -296,6 +296,13 @@ def _as_float32(out):
     return out.astype("float32") if out.dtype != paddle.float32 else out
 
 
+def _set_state(layer, state):
+    """set_state_dict, casting saved float32 tensors to the layer's dtypes (float16 / bfloat16 under AMP O2)."""
+    own = layer.state_dict()
+    layer.set_state_dict({k: v.astype(own[k].dtype) if k in own and isinstance(v, paddle.Tensor)
+                          and v.dtype != own[k].dtype else v for k, v in state.items()})
+
+
 def _last_line(exc):
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     text = lines[-1] if lines else type(exc).__name__
@@ -717,9 +724,9 @@ class Trainer:
         if not isinstance(state, dict) or "iteration" not in state:
             raise UserError(f"{path} is not a resume state written by this trainer")
         with paddle.utils.unique_name.guard(self._names):
-            self.net.set_state_dict(state["model"])
+            _set_state(self.net, state["model"])
             if self.ema_net is not None:
-                self.ema_net.set_state_dict(state["ema"] if state.get("ema") else state["model"])
+                _set_state(self.ema_net, state["ema"] if state.get("ema") else state["model"])
             self.optimizer.set_state_dict(state["optimizer"])
         self.scheduler.set_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):
