@@ -274,7 +274,7 @@ def test_train_script_one_line_errors(sidd_lite, tmp_path, capsys):
 def test_two_process_launch_on_cpu(sidd_lite, tmp_path):
     """python -m paddle.distributed.launch --nproc_per_node 2 train_denoising_4cards.py -o ... (gloo on CPU)."""
     out = tmp_path / "run"
-    overrides = [f"network.n_feat=8", "network.n_RRG=1", "network.n_MRB=1", "data.num_workers=0",
+    overrides = ["network.n_feat=8", "network.n_RRG=1", "network.n_MRB=1", "data.num_workers=0",
                  f"data.train.root={sidd_lite}/SIDD_patches/train_mini",
                  f"data.val={{type: PairedImageDataset, root: {sidd_lite}/SIDD_patches/val_mini, max_images: 3}}",
                  "train.stages=[{iters: 2, batch_size: 4, patch_size: 16}, {iters: 1, batch_size: 2, patch_size: 24}]",

@@ -670,7 +670,7 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------------------
     def eval_state_dict(self):
         """The weights to deploy: the EMA weights when EMA is on, else the trained ones."""
-        return (self.ema_net or self.net).state_dict()
+        return (self.ema_net if self.ema_net is not None else self.net).state_dict()
 
     def list_states(self):
         found = []
