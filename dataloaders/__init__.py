@@ -6,6 +6,9 @@ Contract shared by every dataset (the training engine relies on nothing else):
   progressive-learning stage begins (before building that stage's loader).
 - Validation datasets return whole images (``set_patch_size`` may be absent).
 - Empty folders, unmatched file names and unreadable files raise ``DatasetError`` with a one-line message.
+- Random choices in ``__getitem__`` (crops, flips) use NumPy's global generator (``np.random.*``) or Python's
+  ``random``: the engine seeds both for every sample from (run seed, position in the data stream), so crops
+  and data order are reproducible and a resumed run continues exactly.
 """
 import difflib
 import inspect
@@ -42,4 +45,4 @@ def build_dataset(cfg):
     return cls(**kwargs)
 
 
-from . import gopro  # noqa: E402,F401  (registers GoProDataset, GoProTestDataset)
+from . import gopro, paired, sidd  # noqa: E402,F401  (registers the datasets)

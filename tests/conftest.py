@@ -26,3 +26,13 @@ def _seed():
 
     paddle.seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def sidd_lite(tmp_path_factory):
+    """The lite SIDD-like data (tools/make_lite_data.py --task sidd), made once per test session."""
+    from utils.lite_data import make_sidd
+
+    root = tmp_path_factory.mktemp("lite")
+    make_sidd(str(root), seed=0)
+    return root

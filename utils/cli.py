@@ -1,8 +1,8 @@
 """What every top-level script shares: a quiet Paddle import, one-line errors, common arguments.
 
 Scripts end with ``if __name__ == "__main__": run_main(main)``.  Known bad-input errors (missing files,
-unreadable images, wrong weights, unknown config keys, unavailable devices) then end the process with a single
-``error: ...`` line on stderr and exit status 2; anything else is a bug and keeps its traceback.
+unreadable images, bad data sets, wrong weights, unknown config keys, unavailable devices) then end the
+process with a single ``error: ...`` line on stderr and exit status 2; anything else is a bug and keeps its traceback.
 """
 import os
 import sys

@@ -4,6 +4,12 @@ Each task writes the same folder layout as the real data set it imitates, so eve
 chains run on a fresh machine with no download.  Output is deterministic for a seed and written atomically.
 Tasks register in ``LITE_TASKS`` as ``name -> function(out_root, seed) -> summary string``.
 """
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+
 import numpy as np
 
 # Colour photographs bundled with scikit-image (no download needed).
@@ -31,6 +37,184 @@ def photo_sources(names=PHOTO_NAMES):
 
 
 LITE_TASKS = {}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared helpers for the tasks
+# ---------------------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def staged_dir(path):
+    """Build a folder in a hidden sibling and swap it in only when complete.
+
+    An interrupted run leaves the previous folder (or nothing), never a half-written one."""
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    try:
+        yield tmp
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=parent)
+            os.replace(path, os.path.join(old, name))
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+
+
+def write_png(path, rgb):
+    """Write a uint8 RGB H x W x 3 array as PNG (callers write inside a ``staged_dir``)."""
+    import cv2
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"cannot encode {path}")
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())
+
+
+def folder_size(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _resize_short_side(img, short):
+    import cv2
+
+    h, w = img.shape[:2]
+    s = short / min(h, w)
+    if s >= 1:
+        return img
+    return cv2.resize(img, (max(short, round(w * s)), max(short, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _random_crop(img, size, rng, band=(0.0, 1.0)):
+    """Random ``size`` x ``size`` crop from the ``band`` (fractions) of the image's longer axis."""
+    h, w = img.shape[:2]
+    long_axis = 0 if h > w else 1
+    n = img.shape[long_axis]
+    lo, hi = int(band[0] * n), int(band[1] * n)
+    a = int(rng.integers(lo, hi - size + 1))
+    b = int(rng.integers(0, img.shape[1 - long_axis] - size + 1))
+    y, x = (a, b) if long_axis == 0 else (b, a)
+    return img[y:y + size, x:x + size]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Task 'sidd': SIDD-like real-noise denoising data (MIRNetV2)
+# ---------------------------------------------------------------------------------------------------------------
+
+TRAIN_BAND, VAL_BAND = (0.0, 0.6), (0.6, 1.0)
+SIDD_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina", "hubble_deep_field",
+               "colorwheel")
+
+
+def srgb_to_linear(x):
+    """Inverse sRGB transfer curve (IEC 61966-2-1), float in [0, 1]."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(y):
+    y = np.clip(y, 0.0, 1.0)
+    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.maximum(y, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def camera_noise(clean, rng):
+    """Noisy uint8 sRGB version of a clean uint8 sRGB image, imitating a phone camera.
+
+    The image is taken back to linear light and divided by random white-balance gains (the sensor's view);
+    heteroscedastic Gaussian noise with variance ``shot * signal + read`` (Poisson shot noise and read noise,
+    with random gains per image) is added there; then the white balance and the sRGB curve are re-applied and
+    the result is quantised to 8 bits.  Dark regions and the red/blue channels end up noisier, as in SIDD.
+    """
+    x = srgb_to_linear(clean.astype(np.float64) / 255.0)
+    wb = np.array([rng.uniform(1.5, 2.3), 1.0, rng.uniform(1.3, 1.9)])
+    shot = np.exp(rng.uniform(np.log(1.5e-3), np.log(8e-3)))
+    read = np.exp(rng.uniform(np.log(5e-6), np.log(1e-4)))
+    raw = x / wb
+    noisy = raw + rng.standard_normal(raw.shape) * np.sqrt(shot * raw + read)
+    return np.round(linear_to_srgb(noisy * wb) * 255.0).astype(np.uint8)
+
+
+def _sidd_photos():
+    """Clean photographs with a short side of 384 (downscaled with area averaging, which also cleans them)."""
+    photos = [(name, _resize_short_side(img, 384)) for name, img in photo_sources(SIDD_PHOTOS)]
+    if len(photos) < 4:
+        raise RuntimeError("scikit-image ships fewer than 4 of the expected photographs; cannot build lite data")
+    return photos
+
+
+def _sidd_pairs(photos, rng, per_photo, size, band):
+    for name, img in photos:
+        for k in range(per_photo):
+            clean = _random_crop(img, size, rng, band)
+            yield f"{name}_{k}", clean, camera_noise(clean, rng)
+
+
+def _sidd_patch_sets(folder, photos, rng):
+    """SIDD_patches/{train_mini,val_mini}/{input,groundtruth}: training crops from the first 60 % of each
+    photo's longer axis, validation crops from the rest, so the two sets never share pixels."""
+    for split, per_photo, size, band in (("train_mini", 2, 192, TRAIN_BAND), ("val_mini", 1, 128, VAL_BAND)):
+        for stem, clean, noisy in _sidd_pairs(photos, rng, per_photo, size, band):
+            write_png(os.path.join(folder, split, "groundtruth", f"{stem}.png"), clean)
+            write_png(os.path.join(folder, split, "input", f"{stem}.png"), noisy)
+
+
+def _sidd_medium_tree(folder, photos, rng):
+    """A tiny SIDD-Medium sRGB tree: Data/<scene>/{GT,NOISY}_SRGB_010.PNG and the _011 pair (two noise
+    realisations of the same scene, as in the real set)."""
+    for i, (name, img) in enumerate(photos[:3]):
+        scene = f"{i + 1:04d}_001_S6_00{100 * (i + 1)}_00060_3200_L"
+        crop = _random_crop(img, 256, rng)[:200]
+        for take in ("010", "011"):
+            scene_dir = os.path.join(folder, "Data", scene)
+            write_png(os.path.join(scene_dir, f"GT_SRGB_{take}.PNG"), crop)
+            write_png(os.path.join(scene_dir, f"NOISY_SRGB_{take}.PNG"), camera_noise(crop, rng))
+
+
+def _sidd_validation_blocks(folder, photos, rng, images=2, blocks=4, size=64):
+    """SIDD_val/Validation{Noisy,Gt}BlocksSrgb.mat: uint8 arrays (images, blocks, size, size, 3) under the
+    official key names, cut from the validation band of the photographs."""
+    from scipy.io import savemat
+
+    gt = np.zeros((images, blocks, size, size, 3), np.uint8)
+    noisy = np.zeros_like(gt)
+    for i, (name, img) in enumerate(photos[:images]):
+        for b in range(blocks):
+            gt[i, b] = _random_crop(img, size, rng, VAL_BAND)
+            noisy[i, b] = camera_noise(gt[i, b], rng)
+    for key, arr in (("ValidationGtBlocksSrgb", gt), ("ValidationNoisyBlocksSrgb", noisy)):
+        buf = io.BytesIO()
+        savemat(buf, {key: arr})
+        data = bytearray(buf.getvalue())
+        # The MAT-file header text carries a creation time; fix it so the output is byte-for-byte reproducible.
+        data[:116] = b"MATLAB 5.0 MAT-file, lite SIDD validation blocks".ljust(116)
+        with open(os.path.join(folder, f"{key}.mat"), "wb") as f:
+            f.write(bytes(data))
+
+
+SIDD_FOLDERS = ("SIDD_patches", "SIDD_Medium_Srgb", "SIDD_val")
+
+
+def make_sidd(out_root, seed=0):
+    """Task 'sidd': paired patches for training/validation, a fake SIDD-Medium tree for the patch script and
+    fake validation .mat blocks, each folder swapped in atomically."""
+    photos = _sidd_photos()
+    builders = {"SIDD_patches": _sidd_patch_sets, "SIDD_Medium_Srgb": _sidd_medium_tree,
+                "SIDD_val": _sidd_validation_blocks}
+    for i, folder in enumerate(SIDD_FOLDERS):
+        rng = np.random.default_rng([seed, i])
+        with staged_dir(os.path.join(out_root, folder)) as tmp:
+            builders[folder](tmp, photos, rng)
+    size = sum(folder_size(os.path.join(out_root, f)) for f in SIDD_FOLDERS)
+    return f"SIDD lite data in {os.path.join(out_root, '')}{{{','.join(SIDD_FOLDERS)}}} ({size / 1e6:.1f} MB)"
+
+
+LITE_TASKS["sidd"] = make_sidd
 
 
 # ------------------------------------------------------------------ gopro: GoPro-like motion blur
@@ -98,10 +282,6 @@ def make_gopro(out_root, seed=0):
     """GoPro-like deblurring pairs in both layouts: ``GOPRO_Large/{train,test}/<SEQ>/{blur,blur_gamma,sharp}``
     and the flat ``GOPRO/{train,test}/{blur,sharp}`` that training reads (hard links into GOPRO_Large where the
     file system allows, else copies).  Replaces both folders atomically."""
-    import os
-    import shutil
-    import tempfile
-
     import cv2
 
     from dataloaders.gopro import flatten_gopro
@@ -131,9 +311,7 @@ def make_gopro(out_root, seed=0):
                     region = img[y0:y0 + h + 2 * margin, x0:x0 + w + 2 * margin].astype(np.float32) / 255.0
                     images = dict(zip(("sharp", "blur", "blur_gamma"), _blurred_frame(cv2, region, path, (h, w))))
                     for kind, arr in images.items():
-                        folder = os.path.join(tmp, "GOPRO_Large", split, seq, kind)
-                        os.makedirs(folder, exist_ok=True)
-                        cv2.imwrite(os.path.join(folder, f"{f + 1:06d}.png"), cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+                        write_png(os.path.join(tmp, "GOPRO_Large", split, seq, kind, f"{f + 1:06d}.png"), arr)
                     mse = np.mean((images["blur"].astype(np.float64) - images["sharp"]) ** 2) / 255.0 ** 2
                     psnrs.append(10 * np.log10(1 / mse))
                     n_pairs[split] += 1
@@ -143,10 +321,10 @@ def make_gopro(out_root, seed=0):
         except Exception:  # no hard links on this file system
             shutil.rmtree(dst, ignore_errors=True)
             flatten_gopro(src, dst, link=False, progress=False)
-        for part in ("GOPRO_Large", "GOPRO"):
+        for part in ("GOPRO_Large", "GOPRO"):  # swap each complete folder in; the old one goes to tmp
             final = os.path.join(out_root, part)
             if os.path.lexists(final):
-                shutil.rmtree(final)
+                os.replace(final, os.path.join(tmp, f"old_{part}"))
             os.replace(os.path.join(tmp, part), final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

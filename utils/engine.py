@@ -1,0 +1,792 @@
+"""The training engine: one ``Trainer`` for every network, driven by the run config.
+
+Config schema (every section is checked; unknown keys are refused, missing ones take the defaults below):
+
+    name: ''                      # free text, shown in the logs
+    seed: 100                     # model init, data order, crops, mixup (all derived from it)
+    device: auto                  # auto | cpu | gpu[:id] | npu[:id]; the --device flag wins
+    network: {name: MIRNet_v2, ...constructor kwargs}          # networks.build_network
+    data:
+      train: {type: PairedImageDataset, ...kwargs}            # dataloaders.build_dataset (a training set)
+      val: {type: ..., ...} | null                             # whole-image validation set; null: no validation
+      num_workers: 0              # DataLoader worker processes per card
+    train:
+      stages:                     # progressive learning, run in order
+        - {iters: 92000, batch_size: 64, patch_size: 128, micro_batch: null}
+          # batch_size is GLOBAL (all cards together; must divide by the number of cards).  micro_batch (per
+          # card, optional) splits each card's share into chunks whose gradients are accumulated, so the
+          # update equals one step on the whole global batch.  patch_size null keeps the dataset's own size.
+      max_iters: null             # stop early after this many iterations (the schedule is unchanged)
+      max_minutes: null           # stop early (validate, save) once this much wall-clock time has passed
+      loss: {type: L1Loss}                                     # utils.losses.build_loss
+      optimizer: {type: Adam, lr: 2e-4, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0}
+                                  # Adam | AdamW (same keys) | SGD (lr, momentum, nesterov, weight_decay)
+      scheduler: {type: ConstantLR}                            # utils.schedulers (by iteration)
+      grad_clip: null             # clip gradients to this global L2 norm (MIRNetV2: 0.01)
+      ema_decay: 0                # > 0 keeps an exponential moving average of the weights (used for
+                                  # validation and written as model_latest / model_best)
+      mixup: {enable: false, beta: 1.2, use_identity: true}    # official "mixing_augs"; use_identity: on half
+                                                               # of the iterations only
+      amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU only
+    val:
+      freq: 1000                  # validate every N iterations and at the end
+      metric: psnr                # psnr | ssim: which one picks model_best
+      log_images: 2               # input | output | target triplets sent to VisualDL
+    output:
+      model_dir: checkpoints/<network name>/model   # model_latest/model_best.pdparams, config.yml, train.log,
+                                                    # state_iter*.pdstates (resume states)
+      log_dir: checkpoints/<network name>/logs      # VisualDL
+      checkpoint_freq: 1000       # resume state + model_latest every N iterations (and at the end)
+      keep_last: 3                # resume states kept (the best weights are kept apart)
+    log:
+      print_freq: 10              # one TIPC-style line every N iterations
+      progress_bar: true          # tqdm bars (rank 0, when stderr is a terminal)
+      visualdl: true
+
+Data order, crops and mixup are functions of (seed, iteration), so ``--resume`` continues exactly like an
+uninterrupted run.  On several cards (``python -m paddle.distributed.launch``) each card takes its slice of
+the global batch, gradients are averaged by DataParallel, validation is split across cards, and only rank 0
+writes logs and files.
+"""
+import bisect
+import contextlib
+import copy
+import datetime
+import glob
+import logging
+import math
+import os
+import random
+import re
+import sys
+import time
+
+import numpy as np
+import paddle
+from paddle.base.unique_name import UniqueNameGenerator
+
+from dataloaders import DatasetError, build_dataset
+from networks import build_network, from_network_space, primary_output, to_network_space
+
+from .checkpoint import save_weights
+from .cli import UserError
+from .config import ConfigError, check_keys, dump_config
+from .device import device_type, set_device
+from .fileio import atomic_paddle_save, atomic_write_text
+from .losses import build_loss
+from .metrics import psnr, ssim
+from .schedulers import build_scheduler
+
+DEFAULTS = {
+    "name": "", "seed": 100, "device": "auto", "network": None,
+    "data": {"train": None, "val": None, "num_workers": 0},
+    "train": {"stages": None, "max_iters": None, "max_minutes": None, "loss": {"type": "L1Loss"},
+              "optimizer": {"type": "Adam", "lr": 2e-4}, "scheduler": {"type": "ConstantLR"}, "grad_clip": None,
+              "ema_decay": 0.0,
+              "mixup": {"enable": False, "beta": 1.2, "use_identity": True},
+              "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
+    "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
+    "output": {"model_dir": None, "log_dir": None, "checkpoint_freq": 1000, "keep_last": 3},
+    "log": {"print_freq": 10, "progress_bar": True, "visualdl": True},
+}
+MERGED = {"data", "train", "train.mixup", "train.amp", "val", "output", "log"}  # sections filled from DEFAULTS
+STAGE_KEYS = ("iters", "batch_size", "patch_size", "micro_batch")
+OPTIMIZER_KEYS = {"Adam": ("lr", "betas", "eps", "weight_decay"), "AdamW": ("lr", "betas", "eps", "weight_decay"),
+                  "SGD": ("lr", "momentum", "nesterov", "weight_decay")}
+STATE_PATTERN = "state_iter*.pdstates"
+LOGGER = "engine"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------
+
+def _merge(defaults, given, where):
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where or 'the config'} must be a mapping, got {type(given).__name__}")
+    check_keys(given, defaults, where or "the config's top level")
+    out = {}
+    for key, default in defaults.items():
+        path = f"{where}.{key}" if where else key
+        value = given.get(key, copy.deepcopy(default))
+        out[key] = _merge(default, value, path) if path in MERGED else value
+    return out
+
+
+def _positive_int(value, where, allow_none=False):
+    if allow_none and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def resolve_config(cfg):
+    """Check every section of a run config and fill in the defaults; returns a new dict."""
+    cfg = _merge(DEFAULTS, cfg, "")
+    for key in ("network",):
+        if not isinstance(cfg[key], dict) or "name" not in cfg[key]:
+            raise ConfigError("the config needs a 'network' section with a 'name'")
+    if not isinstance(cfg["data"]["train"], dict):
+        raise ConfigError("the config needs a 'data.train' dataset section")
+    train = cfg["train"]
+    if not isinstance(train["stages"], list) or not train["stages"]:
+        raise ConfigError("train.stages must be a non-empty list of {iters, batch_size, patch_size}")
+    for k, stage in enumerate(train["stages"]):
+        where = f"train.stages.{k}"
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{where} must be a mapping with iters, batch_size, patch_size")
+        check_keys(stage, STAGE_KEYS, where)
+        stage.setdefault("patch_size", None)
+        stage.setdefault("micro_batch", None)
+        for key in ("iters", "batch_size"):
+            _positive_int(stage.get(key), f"{where}.{key}")
+        for key in ("patch_size", "micro_batch"):
+            _positive_int(stage[key], f"{where}.{key}", allow_none=True)
+    _positive_int(train["max_iters"], "train.max_iters", allow_none=True)
+    if train["max_minutes"] is not None and (not isinstance(train["max_minutes"], (int, float))
+                                             or train["max_minutes"] <= 0):
+        raise ConfigError(f"train.max_minutes must be a positive number or null, got {train['max_minutes']!r}")
+    opt = train["optimizer"]
+    if not isinstance(opt, dict) or opt.get("type") not in OPTIMIZER_KEYS:
+        raise ConfigError(f"train.optimizer.type must be one of {', '.join(OPTIMIZER_KEYS)}, got "
+                          f"{(opt or {}).get('type')!r}")
+    check_keys({k: v for k, v in opt.items() if k != "type"}, OPTIMIZER_KEYS[opt["type"]], "train.optimizer")
+    if not isinstance(opt.get("lr"), (int, float)) or opt["lr"] <= 0:
+        raise ConfigError(f"train.optimizer.lr must be a positive number, got {opt.get('lr')!r}")
+    if train["amp"]["level"] not in ("O1", "O2") or train["amp"]["dtype"] not in ("float16", "bfloat16"):
+        raise ConfigError("train.amp.level must be O1 or O2 and train.amp.dtype float16 or bfloat16")
+    if not 0 <= float(train["ema_decay"]) < 1:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {train['ema_decay']}")
+    if cfg["val"]["metric"] not in ("psnr", "ssim"):
+        raise ConfigError(f"val.metric must be psnr or ssim, got {cfg['val']['metric']!r}")
+    for where, key in (("val", "freq"), ("output", "checkpoint_freq"), ("output", "keep_last"),
+                       ("log", "print_freq")):
+        _positive_int(cfg[where][key], f"{where}.{key}")
+    if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {cfg['seed']!r}")
+    net_name = cfg["network"]["name"]
+    cfg["output"]["model_dir"] = cfg["output"]["model_dir"] or os.path.join("checkpoints", net_name, "model")
+    cfg["output"]["log_dir"] = cfg["output"]["log_dir"] or os.path.join("checkpoints", net_name, "logs")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progressive stages and the deterministic sampler
+# ---------------------------------------------------------------------------------------------------------------
+
+class StagePlan:
+    """Stage boundaries in iterations and in samples (the global sample stream position of an iteration)."""
+
+    def __init__(self, stages):
+        self.stages = stages
+        self.starts, self.sample_starts = [], []
+        it = samples = 0
+        for s in stages:
+            self.starts.append(it)
+            self.sample_starts.append(samples)
+            it += s["iters"]
+            samples += s["iters"] * s["batch_size"]
+        self.total = it
+
+    def index(self, i):
+        return min(max(bisect.bisect_right(self.starts, i) - 1, 0), len(self.stages) - 1)
+
+    def end(self, s):
+        return self.starts[s] + self.stages[s]["iters"]
+
+    def samples_before(self, i):
+        s = self.index(i)
+        return self.sample_starts[s] + (i - self.starts[s]) * self.stages[s]["batch_size"]
+
+
+def sample_seed(seed, position):
+    return int(np.random.SeedSequence([seed, position]).generate_state(1)[0])
+
+
+class IterationBatchSampler:
+    """This card's batches for iterations [start, end): items ``(index, sample_seed)``.
+
+    The global sample stream visits the data set in a fresh permutation per epoch (``rng(seed, epoch)``);
+    iteration i takes the next ``batch_size`` positions of the stream and card r the r-th equal slice of them.
+    Everything is a function of (seed, iteration), whatever the number of workers or restarts."""
+
+    def __init__(self, num_samples, seed, plan, start, end, rank=0, world_size=1):
+        self.n, self.seed, self.plan = num_samples, seed, plan
+        self.start, self.end, self.rank, self.world = start, end, rank, world_size
+        self._epoch, self._perm = None, None
+
+    def __len__(self):
+        return self.end - self.start
+
+    def _index(self, position):
+        epoch, k = divmod(position, self.n)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return int(self._perm[k])
+
+    def __iter__(self):
+        for i in range(self.start, self.end):
+            per_card = self.plan.stages[self.plan.index(i)]["batch_size"] // self.world
+            first = self.plan.samples_before(i) + self.rank * per_card
+            yield [(self._index(p), sample_seed(self.seed, p)) for p in range(first, first + per_card)]
+
+
+class SeededDataset(paddle.io.Dataset):
+    """``dataset[(i, seed)]``: item i with Python's and NumPy's global generators seeded by ``seed`` (restored
+    afterwards), so a dataset's own random crops and flips become reproducible."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, seed = key
+        py_state, np_state = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            return self.dataset[index]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optimizer, mixup, EMA helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+def build_optimizer(cfg, parameters, scheduler, grad_clip=None):
+    """Adam / AdamW / SGD (with momentum) from the ``train.optimizer`` section, stepping ``scheduler``."""
+    cfg = dict(cfg)
+    kind = cfg.pop("type")
+    clip = paddle.nn.ClipGradByGlobalNorm(float(grad_clip)) if grad_clip else None
+    wd = cfg.get("weight_decay")
+    common = dict(learning_rate=scheduler, parameters=parameters, grad_clip=clip)
+    if kind in ("Adam", "AdamW"):
+        beta1, beta2 = cfg.get("betas", (0.9, 0.999))
+        cls = paddle.optimizer.Adam if kind == "Adam" else paddle.optimizer.AdamW
+        wd = (wd or None) if kind == "Adam" else (0.01 if wd is None else wd)
+        return cls(beta1=float(beta1), beta2=float(beta2), epsilon=float(cfg.get("eps", 1e-8)),
+                   weight_decay=wd, **common)
+    momentum = float(cfg.get("momentum", 0.0))
+    return paddle.optimizer.Momentum(momentum=momentum, use_nesterov=bool(cfg.get("nesterov", False)),
+                                     weight_decay=wd or None, **common)
+
+
+def mixup(inp, target, rng, beta, use_identity):
+    """Official MIRNetV2 mixing: with ``use_identity`` the batch is left alone on half of the iterations;
+    otherwise both images are blended with a shuffled copy of the batch, weight ~ Beta(beta, beta)."""
+    if use_identity and rng.integers(0, 2) == 1:
+        return inp, target
+    lam = float(rng.beta(beta, beta))
+    perm = paddle.to_tensor(rng.permutation(inp.shape[0]))
+    return (lam * inp + (1 - lam) * paddle.gather(inp, perm),
+            lam * target + (1 - lam) * paddle.gather(target, perm))
+
+
+def _as_float32(out):
+    if isinstance(out, (list, tuple)):
+        return [_as_float32(o) for o in out]
+    return out.astype("float32") if out.dtype != paddle.float32 else out
+
+
+def _set_state(layer, state):
+    """set_state_dict, casting saved float32 tensors to the layer's dtypes (float16 / bfloat16 under AMP O2)."""
+    own = layer.state_dict()
+    layer.set_state_dict({k: v.astype(own[k].dtype) if k in own and isinstance(v, paddle.Tensor)
+                          and v.dtype != own[k].dtype else v for k, v in state.items()})
+
+
+def _last_line(exc):
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return re.sub(r"^\w*Error: ", "", text)
+
+
+class _TqdmHandler(logging.Handler):
+    def emit(self, record):
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stdout)
+        except Exception:  # logging must never break training
+            self.handleError(record)
+
+
+def _world():
+    return paddle.distributed.get_world_size(), paddle.distributed.get_rank()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Trainer
+# ---------------------------------------------------------------------------------------------------------------
+
+class Trainer:
+    """Builds everything a run needs from ``cfg`` and trains with ``fit()``.
+
+    ``resume``: None (fresh run), 'auto' (the latest resume state in ``output.model_dir``) or a state file
+    path.  ``record_history`` keeps per-iteration ``{iter, loss, lr, shape}`` in ``self.history``."""
+
+    def __init__(self, cfg, device=None, resume=None, record_history=False):
+        self.cfg = resolve_config(cfg)
+        cfg = self.cfg
+        self.world, self.rank = _world()
+        self.model_dir, self.log_dir = cfg["output"]["model_dir"], cfg["output"]["log_dir"]
+        state_path = self.find_state(resume) if resume else None
+        if not resume and self.list_states():
+            raise UserError(f"{self.model_dir} holds the resume states of an earlier run; continue it with --resume "
+                            f"auto, or set another output.model_dir (or delete that folder)")
+        self.device = set_device(device or cfg["device"])
+        if self.world > 1:
+            paddle.distributed.init_parallel_env()
+        self.log = self._make_logger()
+        self.plan = StagePlan(cfg["train"]["stages"])
+        for k, stage in enumerate(self.plan.stages):
+            if stage["batch_size"] % self.world:
+                raise ConfigError(f"train.stages.{k}.batch_size {stage['batch_size']} is not divisible by the "
+                                  f"{self.world} cards")
+        self.end_iter = min(self.plan.total, cfg["train"]["max_iters"] or self.plan.total)
+        self.seed = cfg["seed"]
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        paddle.seed(self.seed)
+        # Fixed parameter and optimizer-state names, so resume states match in any process.
+        self._names = UniqueNameGenerator()
+        with paddle.utils.unique_name.guard(self._names):
+            self.net = self._build_network()
+            self.ema_net = self._build_network() if cfg["train"]["ema_decay"] > 0 else None
+        if self.ema_net is not None:
+            self.ema_net.set_state_dict(self.net.state_dict())
+            self.ema_net.eval()
+        self.loss_fn = build_loss(cfg["train"]["loss"])
+        self.train_set = self._build_dataset("train")
+        self.val_set = self._build_dataset("val") if cfg["data"]["val"] else None
+        opt_cfg = cfg["train"]["optimizer"]
+        self.scheduler = build_scheduler(cfg["train"]["scheduler"], opt_cfg["lr"])
+        self.optimizer = build_optimizer(opt_cfg, self.net.parameters(), self.scheduler, cfg["train"]["grad_clip"])
+        self._setup_amp()
+        self.model = paddle.DataParallel(self.net) if self.world > 1 else self.net
+        self.iter, self.best, self.history = 0, None, [] if record_history else None
+        self._input_metrics, self._writer, self._file_log = None, None, None
+        if state_path:
+            self.load_state(state_path)
+
+    # -- construction helpers -----------------------------------------------------------------------------------
+    def _build_network(self):
+        try:
+            return build_network(self.cfg["network"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"network: {str(exc).strip(chr(39))}") from None
+
+    def _build_dataset(self, split):
+        try:
+            return build_dataset(self.cfg["data"][split])
+        except DatasetError as exc:
+            raise DatasetError(f"data.{split}: {exc}") from None
+
+    def _setup_amp(self):
+        amp = self.cfg["train"]["amp"]
+        self.amp = bool(amp["enable"]) and device_type(self.device) != "cpu"
+        self.scaler = None
+        if amp["enable"] and not self.amp:
+            self.log.warning("AMP needs a GPU or NPU; training in float32 on the CPU")
+        if not self.amp:
+            return
+        if amp["level"] == "O2":
+            self.net, self.optimizer = paddle.amp.decorate(models=self.net, optimizers=self.optimizer, level="O2",
+                                                           dtype=amp["dtype"], save_dtype="float32")
+        if amp["dtype"] == "float16":
+            self.scaler = paddle.amp.GradScaler(init_loss_scaling=float(amp["init_loss_scaling"]))
+
+    def _autocast(self, level=None):
+        amp = self.cfg["train"]["amp"]
+        if not self.amp:
+            return contextlib.nullcontext()
+        return paddle.amp.auto_cast(enable=True, level=level or amp["level"], dtype=amp["dtype"])
+
+    def _make_logger(self):
+        log = logging.getLogger(f"{LOGGER}.{id(self)}")
+        for old in list(log.handlers):  # a logger left by an earlier trainer object at the same address
+            log.removeHandler(old)
+        log.propagate = False
+        log.setLevel(logging.INFO if self.rank == 0 else logging.WARNING)
+        handler = _TqdmHandler() if self.rank == 0 else logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s" if self.rank == 0 else
+                                               f"[rank {self.rank}] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(handler)
+        return log
+
+    def _open_outputs(self, fresh):
+        """Rank 0: output folders, log file, config.yml, VisualDL writer."""
+        if self.rank != 0:
+            return
+        os.makedirs(self.model_dir, exist_ok=True)
+        self._file_log = logging.FileHandler(os.path.join(self.model_dir, "train.log"), mode="w" if fresh else "a",
+                                             encoding="utf-8")
+        self._file_log.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.log.addHandler(self._file_log)
+        atomic_write_text(os.path.join(self.model_dir, "config.yml"), dump_config(self.cfg))
+        if self.cfg["log"]["visualdl"]:
+            from visualdl import LogWriter
+
+            path = os.path.join(self.log_dir, "vdlrecords.train.log")
+            if fresh and os.path.exists(path):
+                os.remove(path)
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # VisualDL prints on append
+                self._writer = LogWriter(logdir=self.log_dir, file_name=os.path.basename(path))
+
+    def _close_outputs(self):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._file_log is not None:
+            self.log.removeHandler(self._file_log)
+            self._file_log.close()
+            self._file_log = None
+
+    def _show_bars(self):
+        """Progress bars on rank 0 when asked for and stderr is a terminal (log files get the log lines)."""
+        return self.rank == 0 and bool(self.cfg["log"]["progress_bar"]) and sys.stderr.isatty()
+
+    def _scalar(self, tag, value, step):
+        if self._writer is not None:
+            self._writer.add_scalar(tag=tag, value=float(value), step=int(step))
+
+    # -- training -----------------------------------------------------------------------------------------------
+    def _stage_loader(self, s, start):
+        stage = self.plan.stages[s]
+        if stage["patch_size"] and hasattr(self.train_set, "set_patch_size"):
+            self.train_set.set_patch_size(stage["patch_size"])
+        end = min(self.plan.end(s), self.end_iter)
+        sampler = IterationBatchSampler(len(self.train_set), self.seed, self.plan, start, end, self.rank, self.world)
+        workers = int(self.cfg["data"]["num_workers"])
+        per_card = stage["batch_size"] // self.world
+        micro = min(stage["micro_batch"] or per_card, per_card)
+        self.log.info(f"stage {s + 1}/{len(self.plan.stages)} from iteration {start}: patch "
+                      f"{stage['patch_size'] or 'as stored'}, global batch {stage['batch_size']} ({per_card} per card "
+                      f"x {self.world} card(s), micro-batches of {micro}), {end - start} iteration(s)")
+        return paddle.io.DataLoader(SeededDataset(self.train_set), batch_sampler=sampler, num_workers=workers,
+                                    use_shared_memory=workers > 0)
+
+    def _batches(self):
+        """(input, target) for every remaining iteration, stage by stage."""
+        while self.iter < self.end_iter:
+            s = self.plan.index(self.iter)
+            try:
+                for batch in self._stage_loader(s, self.iter):
+                    yield batch
+            except DatasetError as exc:
+                raise DatasetError(_last_line(exc)) from None
+
+    def train_step(self, inp, target):
+        """One optimizer step on this card's share of the global batch; returns the (local) loss."""
+        stage = self.plan.stages[self.plan.index(self.iter)]
+        self.scheduler.step(self.iter)
+        mix = self.cfg["train"]["mixup"]
+        if mix["enable"]:
+            rng = np.random.default_rng([self.seed, self.iter, self.rank, 1])
+            inp, target = mixup(inp, target, rng, float(mix["beta"]), bool(mix["use_identity"]))
+        n = inp.shape[0]
+        micro = min(stage["micro_batch"] or n, n)
+        chunks = [(k, min(k + micro, n)) for k in range(0, n, micro)]
+        self.model.train()
+        total = 0.0
+        for c, (a, b) in enumerate(chunks):
+            sync = self.world == 1 or c == len(chunks) - 1
+            with (contextlib.nullcontext() if sync else self.model.no_sync()):
+                with self._autocast():
+                    pred = self.model(to_network_space(inp[a:b], self.net))
+                loss = self.loss_fn(_as_float32(pred), to_network_space(target[a:b], self.net))
+                scaled = loss * ((b - a) / n)
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total += loss.item() * (b - a) / n
+        if not math.isfinite(total):
+            if not self.scaler:  # with float16 AMP the scaler skips this step and lowers its scale
+                raise UserError(f"the loss became {total} at iteration {self.iter + 1}; lower the learning rate or "
+                                f"set train.grad_clip")
+            self.log.warning(f"non-finite loss at iteration {self.iter + 1} under float16 AMP; step skipped")
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.clear_grad()
+        self._update_ema()
+        return total
+
+    @paddle.no_grad()
+    def _update_ema(self):
+        if self.ema_net is None:
+            return
+        d = float(self.cfg["train"]["ema_decay"])
+        for p_ema, p in zip(self.ema_net.parameters(), self.net.parameters()):
+            p_ema.set_value(p_ema * d + p.astype(p_ema.dtype) * (1 - d))
+        for b_ema, b in zip(self.ema_net.buffers(), self.net.buffers()):
+            b_ema.set_value(b.astype(b_ema.dtype))
+
+    def _reduce(self, values):
+        """Sum a list of floats over cards."""
+        if self.world == 1:
+            return list(values)
+        t = paddle.to_tensor(np.asarray(values, dtype=np.float64))
+        paddle.distributed.all_reduce(t)
+        return t.numpy().tolist()
+
+    def fit(self):
+        """Train to the end of the schedule (or ``train.max_iters``); returns the last validation metrics."""
+        from tqdm import tqdm
+
+        fresh = self.iter == 0
+        self._open_outputs(fresh)
+        cfg, metrics = self.cfg, None
+        try:
+            with paddle.utils.unique_name.guard(self._names):
+                self._log_start()
+                bar = tqdm(total=self.end_iter, initial=self.iter, unit="it", dynamic_ncols=True,
+                           disable=not self._show_bars())
+                window = dict.fromkeys(("loss", "n", "reader", "batch", "samples"), 0.0)
+                t_begin = t_data = time.perf_counter()
+                for inp, target in self._batches():
+                    t_start = time.perf_counter()
+                    shape = tuple(inp.shape)
+                    loss = self.train_step(inp, target)
+                    lr = self.scheduler()
+                    self.iter += 1
+                    for key, value in (("loss", loss), ("n", 1), ("reader", t_start - t_data),
+                                       ("batch", time.perf_counter() - t_data),
+                                       ("samples", self.plan.stages[self.plan.index(self.iter - 1)]["batch_size"])):
+                        window[key] += value
+                    if self.history is not None:
+                        self.history.append({"iter": self.iter, "loss": loss, "lr": lr, "shape": shape})
+                    bar.update()
+                    if self.iter % cfg["log"]["print_freq"] == 0 or self.iter == self.end_iter:
+                        self._log_window(window, lr)
+                        window = dict.fromkeys(window, 0.0)
+                        self._check_time_budget(t_begin)
+                    last = self.iter >= self.end_iter
+                    if self.val_set is not None and (self.iter % cfg["val"]["freq"] == 0 or last):
+                        metrics = self.validate()
+                    if self.iter % cfg["output"]["checkpoint_freq"] == 0 or last:
+                        self.save_checkpoint()
+                    if last:
+                        break
+                    t_data = time.perf_counter()
+                bar.close()
+                self._check_replicas()
+                self.log.info(f"finished at iteration {self.iter}" + (
+                    f"; best {cfg['val']['metric']} {self.best['value']:.4f} at iteration {self.best['iter']}"
+                    if self.best else ""))
+        finally:
+            self._close_outputs()
+        return metrics
+
+    def _check_time_budget(self, t_begin):
+        """Stop early (validating and saving as at the end) once ``train.max_minutes`` have passed; the
+        decision uses the time averaged over cards, so every card stops at the same iteration."""
+        budget = self.cfg["train"]["max_minutes"]
+        if budget and self.iter < self.end_iter:
+            elapsed = self._reduce([time.perf_counter() - t_begin])[0] / self.world
+            if elapsed >= budget * 60:
+                self.log.info(f"time budget of {budget} minute(s) reached at iteration {self.iter}; stopping here "
+                              f"(--resume continues the schedule)")
+                self.end_iter = self.iter
+
+    def _log_start(self):
+        n_params = sum(int(np.prod(p.shape)) for p in self.net.parameters())
+        verb = "starting" if self.iter == 0 else f"resuming at iteration {self.iter}"
+        self.log.info(f"{verb}: {self.cfg['network']['name']} ({n_params:,} parameters) on {self.device} x "
+                      f"{self.world}, {len(self.train_set)} training pairs"
+                      + (f", {len(self.val_set)} validation images" if self.val_set is not None else "")
+                      + f", {self.end_iter} iterations; outputs in {self.model_dir} and {self.log_dir}")
+
+    def _log_window(self, w, lr):
+        loss = self._reduce([w["loss"]])[0] / self.world
+        n = max(w["n"], 1)
+        batch_cost = w["batch"] / n
+        ips = w["samples"] / w["batch"] if w["batch"] > 0 else 0.0
+        eta = datetime.timedelta(seconds=int(batch_cost * (self.end_iter - self.iter)))
+        self.log.info(f"iter: {self.iter}/{self.end_iter}, lr: {lr:.6f}, loss: {loss / n:.4f}, "
+                      f"avg_reader_cost: {w['reader'] / n:.4f} sec, avg_batch_cost: {batch_cost:.4f} sec, "
+                      f"avg_samples: {w['samples'] / n:.1f}, avg_ips: {ips:.1f} images/sec, eta: {eta}")
+        self._scalar("train/loss", loss / n, self.iter)
+        self._scalar("train/lr", lr, self.iter)
+        self._scalar("train/ips", ips, self.iter)
+
+    # -- validation -----------------------------------------------------------------------------------------------
+    @paddle.no_grad()
+    def validate(self):
+        """PSNR / SSIM (data range 1, output clamped to [0, 1]) over the validation set, split across cards;
+        saves model_best when the chosen metric improves.  Returns {'psnr': ..., 'ssim': ...}."""
+        from tqdm import tqdm
+
+        net = self.ema_net if self.ema_net is not None else self.net
+        net.eval()
+        sums = np.zeros(5)  # psnr, ssim, input psnr, input ssim, count
+        need_input = self._input_metrics is None
+        images = []
+        indices = range(self.rank, len(self.val_set), self.world)
+        for i in tqdm(indices, desc="validation", leave=False, disable=not self._show_bars()):
+            inp, target = self.val_set[i]
+            with self._autocast(level="O1"):  # O1 also suits the float32 EMA copy
+                pred = net(to_network_space(paddle.to_tensor(inp[None]), net))
+            out = from_network_space(primary_output(_as_float32(pred)), net).clip(0, 1).numpy()[0]
+            sums += [psnr(out, target), ssim(out, target), 0, 0, 1]
+            if need_input:
+                sums[2:4] += [psnr(inp, target), ssim(inp, target)]
+            if self.rank == 0 and len(images) < self.cfg["val"]["log_images"]:
+                images.append((i, np.concatenate([inp, out, target], axis=2)))
+        net.train()
+        sums = self._reduce(sums.tolist())
+        count = max(sums[4], 1)
+        metrics = {"psnr": sums[0] / count, "ssim": sums[1] / count}
+        if need_input:
+            self._input_metrics = {"psnr": sums[2] / count, "ssim": sums[3] / count}
+            self.log.info(f"validation input (no restoration): psnr {self._input_metrics['psnr']:.4f} dB, "
+                          f"ssim {self._input_metrics['ssim']:.4f}")
+        key = self.cfg["val"]["metric"]
+        improved = self.best is None or metrics[key] > self.best["value"]
+        if improved:
+            self.best = {"metric": key, "value": metrics[key], "iter": self.iter}
+        self.log.info(f"validation at iteration {self.iter}: psnr {metrics['psnr']:.4f} dB, ssim {metrics['ssim']:.4f}"
+                      f" ({int(count)} images){'  [best]' if improved else ''}")
+        if self.rank == 0:
+            self._scalar("val/psnr", metrics["psnr"], self.iter)
+            self._scalar("val/ssim", metrics["ssim"], self.iter)
+            if self._writer is not None:
+                for i, triplet in images:
+                    hwc = np.clip(triplet.transpose(1, 2, 0), 0, 1)
+                    self._writer.add_image(tag=f"val/{i:04d}_input_output_target",
+                                           img=np.round(hwc * 255).astype(np.uint8), step=self.iter)
+            if improved:
+                save_weights(self.eval_state_dict(), os.path.join(self.model_dir, "model_best.pdparams"))
+        return metrics
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+    def eval_state_dict(self):
+        """The weights to deploy: the EMA weights when EMA is on, else the trained ones."""
+        return (self.ema_net if self.ema_net is not None else self.net).state_dict()
+
+    def list_states(self):
+        found = []
+        for path in glob.glob(os.path.join(self.model_dir, STATE_PATTERN)):
+            m = re.search(r"state_iter(\d+)\.pdstates$", path)
+            if m:
+                found.append((int(m.group(1)), path))
+        return [p for _, p in sorted(found)]
+
+    def find_state(self, resume):
+        if resume == "auto":
+            states = self.list_states()
+            if not states:
+                raise UserError(f"--resume auto: no resume state ({STATE_PATTERN}) in {self.model_dir}")
+            return states[-1]
+        path = resume
+        if os.path.isdir(path):
+            found = sorted(glob.glob(os.path.join(path, STATE_PATTERN)))
+            if not found:
+                raise UserError(f"--resume: no resume state ({STATE_PATTERN}) in {path}")
+            path = max(found, key=lambda p: int(re.search(r"(\d+)\.pdstates$", p).group(1)))
+        if not os.path.isfile(path):
+            raise UserError(f"--resume: file not found: {path}")
+        return path
+
+    def save_checkpoint(self):
+        """Rank 0: the resume state (atomic), then model_latest.pdparams; keeps the last ``keep_last`` states."""
+        if self.rank != 0:
+            return
+        state = {
+            "iteration": self.iter, "stage": self.plan.index(max(self.iter - 1, 0)), "world_size": self.world,
+            "model": self.net.state_dict(), "ema": self.ema_net.state_dict() if self.ema_net is not None else None,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None, "best": self.best,
+            "input_metrics": self._input_metrics,
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "paddle": paddle.get_rng_state()},
+            "config": self.cfg,
+        }
+        path = os.path.join(self.model_dir, f"state_iter{self.iter:08d}.pdstates")
+        atomic_paddle_save(state, path)
+        save_weights(self.eval_state_dict(), os.path.join(self.model_dir, "model_latest.pdparams"))
+        for old in self.list_states()[:-self.cfg["output"]["keep_last"]]:
+            os.remove(old)
+        self.log.info(f"saved {path} and model_latest.pdparams")
+
+    def load_state(self, path):
+        try:
+            state = paddle.load(path)
+        except Exception as exc:  # paddle raises many types for damaged files
+            raise UserError(f"cannot read resume state {path}: {type(exc).__name__}: {str(exc)[:150]}") from None
+        if not isinstance(state, dict) or "iteration" not in state:
+            raise UserError(f"{path} is not a resume state written by this trainer")
+        with paddle.utils.unique_name.guard(self._names):
+            _set_state(self.net, state["model"])
+            if self.ema_net is not None:
+                _set_state(self.ema_net, state["ema"] if state.get("ema") else state["model"])
+            self.optimizer.set_state_dict(state["optimizer"])
+        self.scheduler.set_state_dict(state["scheduler"])
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.iter, self.best = int(state["iteration"]), state.get("best")
+        self._input_metrics = state.get("input_metrics")
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        paddle.set_rng_state(rng["paddle"])
+        strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items()  # noqa: E731
+                                          if k not in ("max_iters", "max_minutes")}}
+        saved, now = strip(state["config"]), strip(self.cfg)
+        changed = [k for k in ("network", "train", "seed") if saved.get(k) != now.get(k)]
+        if changed:
+            self.log.warning(f"resuming with a different {', '.join(changed)} than the saved run; the continuation "
+                             f"will not match an uninterrupted run")
+        if state.get("world_size") != self.world:
+            self.log.warning(f"the saved run used {state.get('world_size')} card(s), this one {self.world}")
+        self.log.info(f"loaded resume state {path} (iteration {self.iter})")
+
+    def _check_replicas(self):
+        """Several cards: confirm that every card ends with the same weights (per-tensor sums and norms)."""
+        if self.world == 1:
+            return
+        stats = []
+        for p in self.net.parameters():
+            v = p.numpy().astype(np.float64).ravel()
+            stats += [v.sum(), (v * v).sum(), (v * np.arange(1, v.size + 1) / v.size).sum()]
+        local = paddle.to_tensor(np.asarray(stats))
+        gathered = []
+        paddle.distributed.all_gather(gathered, local)
+        diff = max(float(np.abs(g.numpy() - gathered[0].numpy()).max()) for g in gathered)
+        if diff == 0:
+            self.log.info(f"replica check: identical weights on all {self.world} cards")
+        else:
+            self.log.warning(f"replica check: weights differ across cards (max statistic difference {diff:.3g})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line shared by train.py and the train_denoising_* scripts
+# ---------------------------------------------------------------------------------------------------------------
+
+def train_main(argv=None, default_config=None, description=None):
+    """Parse ``-c CONFIG [-o key=value ...] [--resume auto|PATH] [--device ...]`` and train."""
+    import argparse
+
+    from .cli import add_device_argument
+    from .config import load_config
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", default=default_config, required=default_config is None,
+                   help="run config (YAML)" + (" (default: %(default)s)" if default_config else ""))
+    p.add_argument("-o", "--override", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. -o train.max_iters=100 output.model_dir=runs/a")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="auto|PATH",
+                   help="continue a run: 'auto' (the default) takes the latest state in output.model_dir, or give a "
+                        "state_iter*.pdstates file or a folder")
+    add_device_argument(p, default=None)
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.override)
+    trainer = Trainer(cfg, device=args.device, resume=args.resume)
+    return trainer.fit()
