@@ -9,9 +9,10 @@ trained on RGB [0, 1]).  A network returns one image tensor, or a list of images
 import difflib
 import inspect
 
+from .dmsp import DAE, DAE_BN
 from .mirnet_v2 import MIRNet_v2
 
-NETWORKS = {cls.__name__: cls for cls in (MIRNet_v2,)}
+NETWORKS = {cls.__name__: cls for cls in (MIRNet_v2, DAE, DAE_BN)}
 
 
 def _closest(name, options):
@@ -73,4 +74,4 @@ def primary_output(out):
 
 
 __all__ = ["NETWORKS", "build_network", "constructor_args", "get_network_class", "primary_output",
-           "to_network_space", "from_network_space", "MIRNet_v2"]
+           "to_network_space", "from_network_space", "MIRNet_v2", "DAE", "DAE_BN"]
