@@ -40,3 +40,7 @@ def build_dataset(cfg):
     if unknown:
         raise ConfigError(f"dataset {name} got unknown key(s) {unknown}; valid: {', '.join(allowed)}")
     return cls(**kwargs)
+
+
+# Dataset modules register themselves on import.
+from . import gaussian_noise  # noqa: E402,F401
