@@ -1,5 +1,9 @@
 """The DMSP solver: blur operator and its adjoint, sampling masks, initialisation, official PSNR, determinism,
 the denoiser contract (dygraph and Paddle Inference), and quick quality checks with the official prior."""
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import paddle
@@ -7,10 +11,11 @@ import pytest
 import scipy.io
 import scipy.signal
 
-from conftest import shared_path
+from conftest import ROOT, shared_path
 from networks import DAE
+from utils.checkpoint import save_weights
 from utils.dmsp import (BlurOperator, dmsp_restore, fill_missing, inference_denoiser, initial_estimate,
-                        layer_denoiser, official_psnr, sampling_mask, synthesize)
+                        layer_denoiser, official_psnr, predictor_denoiser, sampling_mask, synthesize)
 from utils.official_weights import convert_official
 
 
@@ -174,6 +179,37 @@ def test_static_inference_dae_drives_the_solver_like_dygraph(tiny_dae):
     a = dmsp_restore(y, layer_denoiser(tiny_dae), k, sigma_d=-1, num_iter=5, seed=3, progress=False).numpy()
     b = dmsp_restore(y, inference_denoiser(tiny_dae, threads=1), k, sigma_d=-1, num_iter=5, seed=3,
                      progress=False).numpy()
+    np.testing.assert_allclose(a, b, atol=1e-2)
+
+
+LEGACY_EXPORT = """
+import sys, paddle
+from networks import DAE
+from utils.checkpoint import load_weights
+net = load_weights(DAE(features=8, depth=3), sys.argv[1])
+net.eval()
+paddle.jit.save(net, sys.argv[2], input_spec=[paddle.static.InputSpec([None, 3, None, None], 'float32', 'x')])
+"""
+
+
+def test_legacy_static_export_drives_the_solver_like_dygraph(tiny_dae, tmp_path):
+    """The legacy .pdmodel export (FLAGS_enable_pir_api=0) run by its own Paddle Inference predictor."""
+    from paddle import inference
+
+    save_weights(tiny_dae, str(tmp_path / "dae.pdparams"))
+    env = dict(os.environ, FLAGS_enable_pir_api="0", PYTHONPATH=ROOT)
+    res = subprocess.run([sys.executable, "-c", LEGACY_EXPORT, str(tmp_path / "dae.pdparams"),
+                          str(tmp_path / "inference")], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    config = inference.Config(str(tmp_path / "inference.pdmodel"), str(tmp_path / "inference.pdiparams"))
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(1)
+    config.disable_mkldnn()  # oneDNN is faster but builds its kernels slowly: the contract is what matters here
+    config.enable_memory_optim()
+    static = predictor_denoiser(inference.create_predictor(config))
+    gt, k, y = _tiny_problem()
+    a = dmsp_restore(y, layer_denoiser(tiny_dae), k, sigma_d=2.55, num_iter=5, seed=4, progress=False).numpy()
+    b = dmsp_restore(y, static, k, sigma_d=2.55, num_iter=5, seed=4, progress=False).numpy()
     np.testing.assert_allclose(a, b, atol=1e-2)
 
 

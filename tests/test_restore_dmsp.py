@@ -29,7 +29,8 @@ def files(tmp_path_factory):
     (root / "config.yml").write_text("network:\n  name: DAE\n  features: 8\n  depth: 3\n")  # as training writes
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
-        cv2.imwrite(str(root / f"{name}.png"), rng.integers(0, 256, (6, 8, 3), dtype=np.uint8).repeat(5, 0).repeat(5, 1))
+        blocks = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / f"{name}.png"), blocks.repeat(5, 0).repeat(5, 1))
     kernel = np.ones((5, 3)) / 15
     cells = np.empty((1, 2), dtype=object)
     cells[0, 0], cells[0, 1] = kernel, np.ones((3, 3))

@@ -32,15 +32,13 @@ from tqdm import tqdm
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
-def _tensor(x, name):
-    if isinstance(x, paddle.Tensor):
-        return x.astype("float32")
-    arr = np.asarray(x, dtype=np.float32)
-    return paddle.to_tensor(arr)
+def _tensor(x):
+    """float32 paddle tensor of an array or tensor."""
+    return x.astype("float32") if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x, np.float32))
 
 
 def _batch(x, name):
-    x = _tensor(x, name)
+    x = _tensor(x)
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[1] != 3:
@@ -63,7 +61,7 @@ class BlurOperator:
     """
 
     def __init__(self, kernel, image_hw, method="fft"):
-        k = _tensor(kernel, "kernel")
+        k = _tensor(kernel)
         if k.ndim == 2:
             k = k.unsqueeze(0)
         if k.ndim != 3:
@@ -162,7 +160,7 @@ def initial_estimate(degraded, kernel_shape, mask=None):
     """The official starting point: missing samples filled, then edge-padded to the sharp image's size."""
     y = _batch(degraded, "degraded")
     if mask is not None:
-        y = fill_missing(y, _tensor(mask, "mask"))
+        y = fill_missing(y, _tensor(mask))
     top, bottom, left, right = kernel_padding(kernel_shape)
     return F.pad(y, [left, right, top, bottom], mode="replicate") if top + bottom + left + right else y
 
@@ -233,11 +231,11 @@ def dmsp_restore(degraded, denoiser, kernel=None, mask=None, sigma_d=-1.0, sigma
     y = _batch(degraded, "degraded")
     n, _, hv, wv = y.shape
     kernel = np.ones((1, 1), np.float32) if kernel is None else kernel
-    k = _tensor(kernel, "kernel")
+    k = _tensor(kernel)
     kh, kw = int(k.shape[-2]), int(k.shape[-1])
     m = None
     if mask is not None:
-        m = _tensor(mask, "mask")
+        m = _tensor(mask)
         m = m.unsqueeze(0) if m.ndim == 3 else m
         if m.ndim != 4 or list(m.shape[2:]) != [hv, wv]:
             raise ValueError(f"mask of shape {m.shape} does not fit the observation {[n, 3, hv, wv]}")
