@@ -103,11 +103,12 @@ def make_denoiser(net, backend="auto"):
     return inference_denoiser(net) if backend == "inference" else layer_denoiser(net)
 
 
-def _batches(files, batch_size):
-    """Consecutive groups of up to ``batch_size`` images of the same size, in file order."""
+def _batches(files, batch_size, crop=0):
+    """Groups of up to ``batch_size`` (centre-cropped) images of equal size, sizes in order of appearance."""
     groups = {}
     for path in files:
         img, info = read_image(path, with_info=True)
+        img = _centre_crop(img, crop)
         groups.setdefault(img.shape, []).append((path, img, info))
     for items in groups.values():
         for i in range(0, len(items), batch_size):
@@ -156,9 +157,9 @@ def run(args, log=print):
     denoiser = make_denoiser(load_dae(args.weights), args.backend)
     os.makedirs(args.output, exist_ok=True)
     scores, seed = [], args.seed
-    for batch in _batches(files, args.batch_size):
+    for batch in _batches(files, args.batch_size, args.crop):
         names = [os.path.splitext(os.path.basename(p))[0] for p, _, _ in batch]
-        imgs = np.stack([_centre_crop(img, args.crop) for _, img, _ in batch]) * np.float32(255.0)
+        imgs = np.stack([img for _, img, _ in batch]) * np.float32(255.0)
         gt = None
         if args.synthesize:
             gt = imgs
