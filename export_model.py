@@ -43,13 +43,13 @@ def main(argv=None):
     p.add_argument("--tile-overlap", "--tile_overlap", type=int, default=32, help="tile overlap (default: "
                                                                                   "%(default)s)")
     args = p.parse_args(argv)
-    if not ir_matches(args.format):  # Paddle was imported before the format was known
+    weights = resolve_weights(args.weights)
+    net, cfg = build_from_weights(weights, args.config)  # bad weights fail here, before any re-run
+    if not ir_matches(args.format):  # Paddle was imported before the format was known: export in a fresh process
         code = rerun_with_ir(os.path.abspath(__file__), argv, args.format)
         if code:
             raise SystemExit(code)
         return None
-    weights = resolve_weights(args.weights)
-    net, cfg = build_from_weights(weights, args.config)
     meta = export_model(net, cfg, args.save_inference_dir, args.format, args.onnx, args.opset, args.tile,
                         args.tile_overlap)
     files = [meta["program"], meta["params"]] + ([meta["onnx"]] if meta["onnx"] else [])

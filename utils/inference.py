@@ -21,12 +21,14 @@ from paddle import nn
 from networks import from_network_space, primary_output, to_network_space
 
 from .cli import UserError
+from .image_io import ImageError
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, TilePlan, tiled_run
 
 META_FILE = "inference.yml"
 ONNX_FILE = "inference.onnx"
 PROGRAMS = {"pdmodel": "inference.pdmodel", "json": "inference.json"}
 PARAMS_FILE = "inference.pdiparams"
+INPUT_CHANNEL_KEYS = ("inp_channels", "in_channels", "in_nc")  # upstream spellings of the input-channel argument
 ONEDNN_UNSAFE_PASSES = ("conv_activation_onednn_fuse_pass", "onednn_placement_pass")
 
 
@@ -91,6 +93,9 @@ def build_from_weights(weights, config=None):
     if not os.path.isfile(weights):
         raise UserError(f"weights file not found: {weights}")
     cfg = network_config_for(weights, config)
+    channels = {k: cfg[k] for k in INPUT_CHANNEL_KEYS if k in cfg and cfg[k] != 3}
+    if channels:
+        raise UserError(f"the network takes {channels} input channels; these tools feed RGB images (3 channels)")
     try:
         net = build_network(cfg)
     except (KeyError, TypeError, ValueError) as exc:
@@ -136,11 +141,33 @@ def find_program(model_dir):
     for fmt, name in PROGRAMS.items():
         path = os.path.join(model_dir, name)
         if os.path.isfile(path):
-            if not os.path.isfile(params):
-                raise UserError(f"{model_dir} has {name} but no {PARAMS_FILE}")
+            if not os.path.isfile(params) or os.path.getsize(params) == 0:
+                raise UserError(f"{model_dir} has {name} but no (or an empty) {PARAMS_FILE}")
+            _check_program(fmt, path)
             return fmt, path, params
     raise UserError(f"no exported model in {model_dir}: expected {' or '.join(PROGRAMS.values())} with "
                     f"{PARAMS_FILE} (create it with export_model.py)")
+
+
+def _check_program(fmt, path):
+    """Refuse a corrupt program file before Paddle Inference parses it (3.3.1 crashes on some)."""
+    try:
+        if fmt == "pdmodel":
+            from paddle.base.proto import framework_pb2
+
+            desc = framework_pb2.ProgramDesc()
+            with open(path, "rb") as f:
+                desc.ParseFromString(f.read())
+            ok = len(desc.blocks) > 0 and len(desc.blocks[0].ops) > 0
+        else:
+            import json
+
+            with open(path, encoding="utf-8") as f:
+                ok = isinstance(json.load(f), dict)
+    except Exception:  # protobuf / json decoding errors
+        ok = False
+    if not ok:
+        raise UserError(f"{path} is not a valid exported program (corrupt or truncated); export it again")
 
 
 def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32"):
@@ -269,6 +296,8 @@ def restore(run, batch, plan=None, progress=None):
     plan = plan or TilePlan()
     single = batch.ndim == 3
     batch = batch[None] if single else batch
+    if batch.ndim != 4 or batch.shape[1] != 3:
+        raise ImageError(f"expected RGB images of shape (3, H, W), got {tuple(batch.shape[1:])}")
     size = plan.size_for(*batch.shape[2:])
     if size:
         out = tiled_run(run, batch, size, plan.overlap, plan.batch, progress)
