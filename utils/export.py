@@ -67,7 +67,7 @@ def resolve_weights(path):
         if len(found) == 1:
             return os.path.join(path, found[0])
         raise UserError(f"{path} holds {len(found)} .pdparams files; pass the weights file itself")
-    raise UserError(f"weights not found: {path}")
+    raise UserError(f"weights file not found: {path}")
 
 
 def _save_static(net, folder, fmt):
