@@ -256,10 +256,11 @@ class OnnxRunner:
         except ImportError:
             raise UserError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
         path = find_onnx(model_dir)
-        kind = device.split(":")[0]
+        kind, _, idx = device.partition(":")
         providers = {"cpu": ["CPUExecutionProvider"],
-                     "gpu": ["CUDAExecutionProvider", "CPUExecutionProvider"]}.get(kind)
-        if providers is None or providers[0] not in ort.get_available_providers():
+                     "gpu": [("CUDAExecutionProvider", {"device_id": int(idx or 0)}), "CPUExecutionProvider"]}.get(kind)
+        first = providers and (providers[0][0] if isinstance(providers[0], tuple) else providers[0])
+        if providers is None or first not in ort.get_available_providers():
             raise UserError(f"ONNX Runtime has no provider for device {device!r} here "
                             f"(available: {', '.join(ort.get_available_providers())})")
         opts = ort.SessionOptions()
