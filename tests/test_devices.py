@@ -338,3 +338,16 @@ def test_tipc_npu_rewrites_copies_and_refuses_without_npu(tmp_path):
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 1 and run.stderr.startswith("error: this Paddle has no npu device")
     assert "paddle-custom-npu" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_speed_config_measures_the_official_first_stages():
+    """configs/mirnet_v2_speed.yml (the GPU/NPU speed figures) keeps training_1card.yml's network and the batch,
+    patch and micro-batch of its first two stages; only the iteration counts are shortened."""
+    from utils.config import load_config
+
+    speed = resolve_config(load_config(os.path.join(ROOT, "configs", "mirnet_v2_speed.yml")))
+    official = resolve_config(load_config(os.path.join(ROOT, "training_1card.yml")))
+    assert speed["network"] == official["network"] and speed["data"]["val"] is None
+    strip = [{k: v for k, v in s.items() if k != "iters"} for s in official["train"]["stages"][:2]]
+    assert [{k: v for k, v in s.items() if k != "iters"} for s in speed["train"]["stages"]] == strip
+    assert all(s["iters"] % speed["log"]["print_freq"] == 0 for s in speed["train"]["stages"])
