@@ -50,7 +50,8 @@ def test_resolution_with_and_without_cards():
 
 
 def test_simulated_detection_keeps_card_counts():
-    assert available_devices(cuda_count=0, custom_types=[("npu", 0), "mlu"]) == {"cpu": 1, "npu": 0, "mlu": 1}
+    assert available_devices(cuda_count=0, custom_types=[("npu", 0), "mlu"]) == {"cpu": 1, "mlu": 1}
+    assert available_devices(cuda_count=0, custom_types=[("npu", 0)], include_empty=True) == {"cpu": 1, "npu": 0}
     assert available_devices(cuda_count=4, custom_types=[]) == {"cpu": 1, "gpu": 4}
 
 
@@ -172,7 +173,7 @@ def test_predictor_config_routes_devices(tmp_path, monkeypatch, device, tensorrt
     thread or oneDNN settings), then memory optimisation; a launcher-assigned card is used for 'gpu'."""
     from paddle import inference
 
-    monkeypatch.setattr("utils.device.available_devices", lambda: GPU2_NPU8)
+    monkeypatch.setattr("utils.device.available_devices", lambda include_empty=False: GPU2_NPU8)
     monkeypatch.setattr(inference, "Config", RecordingConfig)
     monkeypatch.setenv("FLAGS_selected_gpus", "1")
     model = _legacy_program_dir(tmp_path / "m")
@@ -294,50 +295,47 @@ def test_engine_wires_o2_master_weights_and_the_scaler(sidd_lite, tmp_path, monk
 
 # ------------------------------------------------------------------------------------------ TIPC on NPUs
 TIPC_CONFIG = """===========================train_params===========================
-model_name:MIRNetV2
-python:python3.10
-gpu_list:0|0,1
---device:gpu|gpu
---iters:lite_train_lite_infer=10
+model_name:MIRNet_V2
+python:python3
+gpu_list:-1
+--device:cpu
+train.max_iters:lite_train_lite_infer=20|whole_train_whole_infer=null
+##
+norm_train:train.py -c configs/mirnet_v2_lite.yml -o device=gpu
 ===========================infer_params===========================
-inference:infer.py
+inference:infer.py --save-dir ${TIPC_RUN_DIR}/infer
 --use-gpu:True|False
 --use_tensorrt:False|True
 --precision:fp32|fp16
-Global.use_gpu:True
-"""
-TIPC_SCRIPT = """source test_tipc/common_func.sh
-if [ ${use_gpu} = "False" ] || [ ${use_gpu} = "cpu" ]; then echo cpu; fi
-if [ ${use_gpu} = "True" ] || [ ${use_gpu} = "gpu" ]; then export CUDA_VISIBLE_DEVICES=${gpu}; fi
-cmd="python -m paddle.distributed.launch --gpus=${gpu} train.py"
 """
 
 
-def test_tipc_npu_rewrites_copies_and_refuses_without_npu(tmp_path):
-    script = os.path.join(ROOT, "test_tipc", "test_train_inference_python_npu.sh")
-    (tmp_path / "tipc").mkdir()
-    (tmp_path / "tipc" / "cfg.txt").write_text(TIPC_CONFIG)
-    (tmp_path / "tipc" / "main.sh").write_text(TIPC_SCRIPT)
-    (tmp_path / "tipc" / "common_func.sh").write_text("# helpers\n")
-    env = dict(os.environ, TIPC_MAIN_SCRIPT=str(tmp_path / "tipc" / "main.sh"), TIPC_NPU_OUT=str(tmp_path / "npu"),
-               PYTHON=sys.executable, TIPC_NPU_REWRITE_ONLY="1")
-    run = subprocess.run(["bash", script, str(tmp_path / "tipc" / "cfg.txt"), "lite_train_lite_infer"],
-                         capture_output=True, text=True, env=env, timeout=60)
-    assert run.returncode == 0, run.stderr
-    cfg_path, main_path = run.stdout.split()
-    cfg = open(cfg_path).read().splitlines()
-    assert cfg[3:5] == ["gpu_list:0|0,1", "--device:npu|npu"]
-    assert cfg[8:12] == ["--use-npu:True|False", "--use_tensorrt:False", "--precision:fp32|fp16", "Global.use_npu:True"]
-    assert len(cfg) == len(TIPC_CONFIG.splitlines())  # line positions matter to TIPC
-    main = open(main_path).read()
-    assert '[ ${use_gpu} = "npu" ]' in main and "ASCEND_RT_VISIBLE_DEVICES=${gpu}" in main and "--gpus=${gpu}" in main
-    assert os.path.isfile(tmp_path / "npu" / "common_func.sh")
-    assert (tmp_path / "tipc" / "cfg.txt").read_text() == TIPC_CONFIG  # the original is untouched
-    env.pop("TIPC_NPU_REWRITE_ONLY")
-    run = subprocess.run(["bash", script, str(tmp_path / "tipc" / "cfg.txt"), "lite_train_lite_infer"],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert run.returncode == 1 and run.stderr.startswith("error: this Paddle has no npu device")
-    assert "paddle-custom-npu" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+def _tipc_npu(config, tmp_path, **env):
+    env = dict(os.environ, TIPC_NPU_OUT=str(tmp_path / "npu"), PYTHON=sys.executable, **env)
+    return subprocess.run(["bash", os.path.join(ROOT, "test_tipc", "test_train_inference_python_npu.sh"),
+                           str(config), "lite_train_lite_infer"], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_tipc_npu_rewrites_a_config_copy_and_refuses_without_npu(tmp_path):
+    config = tmp_path / "train_infer_python.txt"
+    config.write_text(TIPC_CONFIG)
+    run = _tipc_npu(config, tmp_path, TIPC_NPU_REWRITE_ONLY="1")
+    assert run.returncode == 0 and run.stdout.strip() == str(tmp_path / "npu" / "train_infer_python_npu.txt")
+    got, want = open(run.stdout.strip()).read().splitlines(), TIPC_CONFIG.splitlines()
+    changed = {i + 1: line for i, (line, old) in enumerate(zip(got, want)) if line != old}
+    assert len(got) == len(want) and changed == {  # line positions matter to TIPC
+        4: "gpu_list:0|0,1", 5: "--device:npu", 8: "norm_train:train.py -c configs/mirnet_v2_lite.yml -o device=npu",
+        11: "--use-gpu:npu|False", 12: "--use_tensorrt:False"}
+    assert config.read_text() == TIPC_CONFIG  # the original is untouched
+    run = _tipc_npu(config, tmp_path, TIPC_NPU_REWRITE_ONLY="1", TIPC_NPU_CARDS="0,1,2,3")
+    assert open(run.stdout.strip()).read().splitlines()[3] == "gpu_list:0,1,2,3"
+    run = _tipc_npu(config, tmp_path, TIPC_NPU_CARDS="0;1")
+    assert run.returncode == 2 and "TIPC_NPU_CARDS must look like 0|0,1" in run.stderr
+    fake_main = tmp_path / "main.sh"
+    fake_main.write_text("echo RAN\n")
+    run = _tipc_npu(config, tmp_path, TIPC_MAIN_SCRIPT=str(fake_main))
+    assert run.returncode == 1 and "RAN" not in run.stdout and len(run.stderr.strip().splitlines()) == 1
+    assert run.stderr.startswith("error: this Paddle has no npu device") and "paddle-custom-npu" in run.stderr
 
 
 def test_speed_config_measures_the_official_first_stages():

@@ -33,11 +33,12 @@ class DeviceError(RuntimeError):
     pass
 
 
-def available_devices(cuda_count=None, custom_types=None):
-    """Map of device type -> number of visible cards (``cpu`` always 1).
+def available_devices(cuda_count=None, custom_types=None, include_empty=False):
+    """Map of usable device type -> number of visible cards (``cpu`` always 1).
 
-    A type with 0 cards is supported by this build but sees no card.  Arguments override detection (tests):
-    ``cuda_count`` an int (0 = no CUDA in the build), ``custom_types`` names or (name, count) pairs."""
+    ``include_empty`` also lists, with 0 cards, the types this build supports but sees no card of.  Arguments
+    override detection (tests): ``cuda_count`` an int (0 = no CUDA in the build), ``custom_types`` names or
+    (name, count) pairs."""
     import paddle
 
     found = {"cpu": 1}
@@ -60,7 +61,7 @@ def available_devices(cuda_count=None, custom_types=None):
         else:
             n = 1
         found[str(t)] = max(int(n), 0)
-    return found
+    return found if include_empty else {k: n for k, n in found.items() if n}
 
 
 def describe(devices):
@@ -87,7 +88,7 @@ def resolve_device(spec="auto", devices=None, env=None):
 
     ``devices`` (type -> card count) and ``env`` (the process environment) can be given to simulate a
     machine; by default they are detected."""
-    devices = available_devices() if devices is None else devices
+    devices = available_devices(include_empty=True) if devices is None else devices
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         if devices.get("gpu"):
