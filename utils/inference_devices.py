@@ -32,8 +32,8 @@ class TensorRTOptions:
     """TensorRT on/off and the dynamic-shape profile (batch and image sides)."""
 
     def __init__(self, enable=False, max_side=TRT_MAX_SIDE, opt_side=TRT_OPT_SIDE, max_batch=1):
-        self.enable, self.max_side, self.opt_side, self.max_batch = bool(enable), int(max_side), int(opt_side), \
-            int(max_batch)
+        self.enable = bool(enable)
+        self.max_side, self.opt_side, self.max_batch = int(max_side), int(opt_side), int(max_batch)
         if self.enable and (self.max_side < 1 or self.max_batch < 1):
             raise UserError(f"--trt-max-side and the batch size must be positive, got {self.max_side} and "
                             f"{self.max_batch}")
