@@ -57,6 +57,11 @@ class DAE(_DAEBase):
                 y = F.relu(y)
         return x + y
 
+    @staticmethod
+    def config_from_state_dict(state):
+        """The config of a folded DAE file of any size (no config.yml needed), or None: see ``dae_config``."""
+        return dae_config(state)
+
 
 class DAE_BN(_DAEBase):
     """Trainable DAE with BatchNorm after every inner convolution; ``fold()`` gives the deployable ``DAE``."""

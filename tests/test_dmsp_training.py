@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT
 from dataloaders import build_dataset
 from networks import DAE, DAE_BN, build_network
-from utils.checkpoint import load_weights
+from utils.checkpoint import WeightsError, load_weights, network_config_for, save_weights
 from utils.cli import run_main
 from utils.config import get_by_path, load_config
 from utils.dmsp import dmsp_restore, layer_denoiser, synthesize
@@ -117,14 +117,22 @@ def test_dae_configs():
     assert not missing, f"{LITE} lacks {missing}"
 
 
-def test_trained_checkpoint_folds_and_drives_the_solver_like_the_folded_dae(trained, tmp_path):
+@pytest.fixture(scope="module")
+def folded(trained, tmp_path_factory):
+    """The trained checkpoint folded by tools/fold_dae.py into a deployable DAE file (no config.yml beside it)."""
+    dst = tmp_path_factory.mktemp("dae_folded") / "dae.pdparams"
+    fold_dae.main(["--src", str(trained / "model_best.pdparams"), "--dst", str(dst)])
+    return dst
+
+
+def test_trained_checkpoint_folds_and_drives_the_solver_like_the_folded_dae(trained, folded):
     weights = trained / "model_best.pdparams"
     assert (trained / "config.yml").is_file()
-    assert fold_dae.main(["--src", str(weights), "--dst", str(tmp_path / "dae.pdparams")]) is None
     cfg = load_config(str(trained / "config.yml"))["network"]
     bn = load_weights(build_network(cfg), str(weights))
     assert isinstance(bn, DAE_BN)
-    folded = load_weights(DAE(features=8, depth=4), str(tmp_path / "dae.pdparams"))
+    assert network_config_for(str(folded)) == {"name": "DAE", "in_channels": 3, "features": 8, "depth": 4}
+    folded = load_weights(DAE(features=8, depth=4), str(folded))
     bn.eval()
     folded.eval()
     x = paddle.to_tensor(default_image(24)[0][None] * 255.0)  # the DAE's own range
@@ -145,15 +153,28 @@ def _cli(main, argv, capsys):
     return exc.value.code, capsys.readouterr()
 
 
-def test_restore_dmsp_accepts_the_engine_checkpoint(trained, tmp_path, capsys):
+def test_folded_files_of_other_shapes_are_refused(tmp_path):
+    """Only a complete DAE layout is read off a file; anything else still asks for the training config."""
+    net = DAE(features=8, depth=3)
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    for name, broken in (("missing", {k: v for k, v in state.items() if k != "conv2.bias"}),
+                         ("shape", {**state, "conv2.weight": state["conv2.weight"][:, :4]})):
+        path = tmp_path / f"{name}.pdparams"
+        paddle.save({k: paddle.to_tensor(v) for k, v in broken.items()}, str(path))
+        with pytest.raises(WeightsError, match="fits no registered network"):
+            network_config_for(str(path))
+    save_weights(net, str(tmp_path / "ok.pdparams"))
+    assert network_config_for(str(tmp_path / "ok.pdparams"))["depth"] == 3
+
+
+def test_restore_dmsp_accepts_the_engine_checkpoint(trained, folded, tmp_path, capsys):
     """restore_dmsp.py --weights model_best.pdparams (config.yml beside it) folds it; same as the folded file."""
     from utils.image_io import ImageInfo, write_image
 
     write_image(str(tmp_path / "sharp.png"), default_image(40)[1], ImageInfo())
     np.save(str(tmp_path / "k.npy"), motion_kernel())
-    fold_dae.main(["--src", str(trained / "model_best.pdparams"), "--dst", str(tmp_path / "w" / "dae.pdparams")])
     lines = []
-    for weights, out in ((trained / "model_best.pdparams", "a"), (tmp_path / "w" / "dae.pdparams", "b")):
+    for weights, out in ((trained / "model_best.pdparams", "a"), (folded, "b")):
         restore_dmsp.main(["--input", str(tmp_path / "sharp.png"), "--synthesize", "--kernel", str(tmp_path / "k.npy"),
                            "--weights", str(weights), "--num-iter", "3", "--output", str(tmp_path / out),
                            "--backend", "dygraph", "--device", "cpu"])
@@ -170,11 +191,25 @@ def psnr_lines(text):
 # ---- the trained prior exported (export_model.py) and run by infer.py's DMSP mode
 
 @pytest.fixture(scope="module")
-def exported(trained, tmp_path_factory):
+def exported(folded, tmp_path_factory):
+    """The folded DAE exported with no config (its size read off the weights), as a user deploys a prior."""
     out = tmp_path_factory.mktemp("dae_export") / "inference"
-    export_model.main(["--weights", str(trained / "model_best.pdparams"), "--save-inference-dir", str(out)])
-    assert yaml.safe_load((out / "inference.yml").read_text())["model_name"] == "DAE_BN"
+    export_model.main(["--weights", str(folded), "--save-inference-dir", str(out)])
+    meta = yaml.safe_load((out / "inference.yml").read_text())
+    assert meta["network"] == {"name": "DAE", "in_channels": 3, "features": 8, "depth": 4}
     return out
+
+
+def test_the_batchnorm_checkpoint_exports_too(trained, exported, tmp_path):
+    """Exporting model_best.pdparams directly (config.yml beside it): DAE_BN in eval mode, the folded DAE's
+    outputs under Paddle Inference."""
+    from utils.inference import make_runner
+
+    export_model.main(["--weights", str(trained / "model_best.pdparams"), "--save-inference-dir", str(tmp_path)])
+    assert yaml.safe_load((tmp_path / "inference.yml").read_text())["model_name"] == "DAE_BN"
+    x = default_image(24)[0][None]
+    a, b = (make_runner("paddle", str(d), "cpu", threads=1)(x) for d in (tmp_path, exported))
+    assert a.shape == x.shape and np.abs(a - b).max() < 1e-4 and np.abs(a - x).max() > 1e-3
 
 
 def test_infer_dmsp_equals_the_solver_with_the_dygraph_dae(trained, exported, tmp_path, capsys):
@@ -207,7 +242,7 @@ def test_infer_dmsp_on_files_matches_restore_dmsp(trained, exported, tmp_path, c
     infer.main(["--model-dir", str(exported), "--dmsp-task", "sr", "--img-path", str(tmp_path / "sharp.png"),
                 "--save-dir", str(tmp_path / "infer"), "--benchmark", "True"] + common)
     out = capsys.readouterr().out
-    assert "inference_time(ms)" in out and "model_name: DMSP_sr_DAE_BN" in out
+    assert "inference_time(ms)" in out and "model_name: DMSP_sr_DAE" in out
     restore_dmsp.main(["--task", "sr", "--input", str(tmp_path / "sharp.png"), "--weights",
                        str(trained / "model_best.pdparams"), "--output", str(tmp_path / "dygraph"),
                        "--backend", "dygraph"] + common)

@@ -90,8 +90,7 @@ def motion_kernel(length=9.0, angle=30.0, size=9):
 def load_dae(weights):
     """The deployable DAE from the official ``.mat``, converted ``.pdparams`` or a trained ``DAE_BN`` (folded)."""
     from networks import DAE, DAE_BN, build_network
-    from networks.dmsp import dae_config
-    from .checkpoint import WeightsError, load_weights, network_config_for, read_state_dict
+    from .checkpoint import WeightsError, load_weights, network_config_for
 
     if not weights or not os.path.isfile(weights):
         raise WeightsError(f"denoiser weights not found: {weights} (the official DAE_sigma11.mat of the DMSP "
@@ -104,10 +103,7 @@ def load_dae(weights):
         net = DAE()
         net.set_state_dict({k: paddle.to_tensor(v) for k, v in convert_official("DAE", weights).items()})
         return net
-    cfg = None
-    if not os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(weights)), "config.yml")):
-        cfg = dae_config(read_state_dict(weights))  # a folded DAE of any size (tools/fold_dae.py)
-    cfg = cfg or network_config_for(weights)
+    cfg = network_config_for(weights)  # config.yml beside the weights, else read off the file (any DAE size)
     if cfg.get("name") not in DAE_NETWORKS:
         raise WeightsError(f"{weights} holds a {cfg.get('name')} network, not a DMSP denoiser (DAE or DAE_BN)")
     net = load_weights(build_network(cfg), weights)
