@@ -150,6 +150,9 @@ else
             elif [ "$gpu" != "-1" ] && [[ $device != *:* ]]; then
                 set_device=$(func_set_params "$device_key" "${device}:${gpu}")
             fi
+            if [[ $trainer == amp* ]] && [ "$type" = cpu ]; then
+                echo "note: mixed precision needs a GPU or NPU; on the CPU the engine warns and trains in float32"
+            fi
             cmd="${launch} ${trainer_py} $(func_set_params "$save_model_key" "$save_log")"
             cmd+=" $(func_set_params "$iters_key" "$iters_value") $(func_set_params "$batch_key" "$batch_value")"
             cmd+=" $(func_set_params "$data_key" "$data_value")"
