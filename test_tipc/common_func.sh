@@ -37,9 +37,7 @@ func_parser_params() {
             printf '%s' "${item#*=}"
             return
         fi
-        for m in $TIPC_MODES; do
-            [[ $item == "$m="* ]] && per_mode=1
-        done
+        [[ " $TIPC_MODES " == *" ${item%%=*} "* ]] && per_mode=1
     done
     if [ "$per_mode" = 1 ]; then printf 'null'; else printf '%s' "$value"; fi
 }

@@ -29,27 +29,6 @@ model_name=$(func_parser_value "${CONFIG_LINES[1]}")
 python=$(func_parser_value "${CONFIG_LINES[2]}")
 LITE_ROOT=data/lite
 
-# Lite data task and the folders it writes, per model.
-case "$model_name" in
-    MIRNet_V2*) task=sidd;  folders="SIDD_patches SIDD_Medium_Srgb SIDD_val" ;;
-    MIMO_UNet*) task=gopro; folders="GOPRO GOPRO_Large" ;;
-    DMSP*)      task=bsds;  folders="BSDS300" ;;
-    *)          task=all;   folders="SIDD_patches GOPRO BSDS300" ;;
-esac
-missing=0
-for folder in $folders; do
-    [ -d "${LITE_ROOT}/${folder}" ] || missing=1
-done
-if [ "$missing" = 1 ]; then
-    echo "building the lite '${task}' data in ${LITE_ROOT}/ (offline, a few seconds)"
-    "$python" tools/make_lite_data.py --task "$task" --out "$LITE_ROOT" || {
-        echo "error: building the lite data failed (see above)" >&2
-        exit 1
-    }
-else
-    echo "lite '${task}' data already in ${LITE_ROOT}/ ($folders)"
-fi
-
 # Official file and converter --arch of each converted weights file the configs name.
 official_source() {
     case "$(basename "$1")" in
@@ -77,6 +56,27 @@ if [ "$MODE" = "whole_infer" ]; then
         fi
         exit 1
     fi
+fi
+
+# Lite data task and the folders it writes, per model.
+case "$model_name" in
+    MIRNet_V2*) task=sidd;  folders="SIDD_patches SIDD_Medium_Srgb SIDD_val" ;;
+    MIMO_UNet*) task=gopro; folders="GOPRO GOPRO_Large" ;;
+    DMSP*)      task=bsds;  folders="BSDS300" ;;
+    *)          task=all;   folders="SIDD_patches GOPRO BSDS300" ;;
+esac
+missing=0
+for folder in $folders; do
+    [ -d "${LITE_ROOT}/${folder}" ] || missing=1
+done
+if [ "$missing" = 1 ]; then
+    echo "building the lite '${task}' data in ${LITE_ROOT}/ (offline, a few seconds)"
+    "$python" tools/make_lite_data.py --task "$task" --out "$LITE_ROOT" || {
+        echo "error: building the lite data failed (see above)" >&2
+        exit 1
+    }
+else
+    echo "lite '${task}' data already in ${LITE_ROOT}/ ($folders)"
 fi
 
 if [ "$MODE" = "paddle2onnx_infer" ]; then

@@ -47,7 +47,7 @@ img_value=$(func_parser_params "${L[13]}" "lite_train_lite_infer")
 # Largest allowed absolute difference between the ONNX Runtime and the Paddle Inference outputs.
 threshold=${TIPC_ONNX_THRESHOLD:-1e-5}
 
-LOG_PATH="test_tipc/output/${model_name}/${MODE}"
+LOG_PATH="${TIPC_OUTPUT:-test_tipc/output}/${model_name}/${MODE}"
 mkdir -p "$LOG_PATH" "$(dirname "$save_file")"
 status_log="${LOG_PATH}/results_paddle2onnx.log"
 export TIPC_RUN_DIR="$LOG_PATH"

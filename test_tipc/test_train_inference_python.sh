@@ -6,14 +6,16 @@
 #
 # MODE: lite_train_lite_infer | lite_train_whole_infer | whole_infer | whole_train_whole_infer.
 # Every step appends "Run successfully with command - ..." or "Run failed with command - ..." to
-# test_tipc/output/<model_name>/<MODE>/results_python.log; its output goes to a log file beside it.
+# test_tipc/output/<model_name>/<MODE>/results_python.log; its output goes to a log file beside it.  Steps that
+# depend on a failed one (evaluation, export and inference after a failed training) are skipped.
+# TIPC_OUTPUT=DIR puts the outputs under DIR instead of test_tipc/output.
 # Exit status: 0 when every step passed, 1 when any step failed (unlike the usual TIPC script), 2 for a bad
 # config or mode.
 # The line map is documented in test_tipc/docs/test_train_inference_python.md.
 set -f   # config values may hold globs (--img-path data/*.png): they are passed on, never expanded here
 
 if [ $# -lt 2 ]; then
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 CONFIG=$(realpath -m "$1")
@@ -73,7 +75,7 @@ img_value=$(func_parser_params "${L[31]}" "$MODE")
 benchmark_key=$(func_parser_key "${L[32]}")
 benchmark_value=$(func_parser_params "${L[32]}" "$MODE")
 
-LOG_PATH="test_tipc/output/${model_name}/${MODE}"
+LOG_PATH="${TIPC_OUTPUT:-test_tipc/output}/${model_name}/${MODE}"
 mkdir -p "$LOG_PATH"
 status_log="${LOG_PATH}/results_python.log"
 echo "TIPC ${model_name} ${MODE}: results in ${status_log}"
@@ -115,9 +117,12 @@ if [ "$MODE" = "whole_infer" ]; then
     if [ "$infer_export" != "null" ]; then
         cmd="${python} ${infer_export} $(func_set_params "$export_weight_key" "$infer_weights")"
         cmd+=" $(func_set_params "$save_infer_key" "$save_infer_dir")"
-        func_run_step "$cmd" "$status_log" "${LOG_PATH}/pretrained_export.log"
+        if ! func_run_step "$cmd" "$status_log" "${LOG_PATH}/pretrained_export.log"; then
+            echo "skipped: inference (export failed)" | tee -a "$status_log"
+            save_infer_dir=""
+        fi
     fi
-    func_inference "$save_infer_dir" "pretrained"
+    [ -n "$save_infer_dir" ] && func_inference "$save_infer_dir" "pretrained"
 else
     IFS='|' read -r -a gpus <<< "$gpu_list"
     IFS='|' read -r -a devices <<< "$device_values"
@@ -157,8 +162,10 @@ else
             cmd+=" $(func_set_params "$iters_key" "$iters_value") $(func_set_params "$batch_key" "$batch_value")"
             cmd+=" $(func_set_params "$data_key" "$data_value")"
             cmd+=" $(func_set_params "$pretrained_key" "$pretrained_value") ${set_device}"
-            func_run_step "$cmd" "$status_log" "${LOG_PATH}/${trainer}_gpus_${gpu}_train.log"
-
+            if ! func_run_step "$cmd" "$status_log" "${LOG_PATH}/${trainer}_gpus_${gpu}_train.log"; then
+                echo "skipped: evaluation, export and inference of ${save_log} (training failed)" | tee -a "$status_log"
+                continue
+            fi
             weights="${save_log}/${train_model_name}"
             eval_device=$(func_set_params "$device_key" "$([[ $gpu == *,* ]] && echo "$type" || echo "${set_device#*=}")")
             if [ "$eval_py" != "null" ]; then
@@ -168,8 +175,11 @@ else
             if [ "$norm_export" != "null" ]; then
                 cmd="${python} ${norm_export} $(func_set_params "$export_weight_key" "$weights")"
                 cmd+=" $(func_set_params "$save_infer_key" "${save_log}/inference")"
-                func_run_step "$cmd" "$status_log" "${LOG_PATH}/${trainer}_gpus_${gpu}_export.log"
-                func_inference "${save_log}/inference" "${trainer}_gpus_${gpu}"
+                if func_run_step "$cmd" "$status_log" "${LOG_PATH}/${trainer}_gpus_${gpu}_export.log"; then
+                    func_inference "${save_log}/inference" "${trainer}_gpus_${gpu}"
+                else
+                    echo "skipped: inference (export failed)" | tee -a "$status_log"
+                fi
             fi
         done
     done
