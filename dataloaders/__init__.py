@@ -45,4 +45,4 @@ def build_dataset(cfg):
     return cls(**kwargs)
 
 
-from . import gopro, paired, sidd  # noqa: E402,F401  (registers the datasets)
+from . import gaussian_noise, gopro, paired, sidd  # noqa: E402,F401  (registers the datasets)

@@ -9,10 +9,11 @@ trained on RGB [0, 1]).  A network returns one image tensor, or a list of images
 import difflib
 import inspect
 
+from .dmsp import DAE, DAE_BN
 from .mimo_unet import MIMOUNet, MIMOUNetPlus
 from .mirnet_v2 import MIRNet_v2
 
-NETWORKS = {cls.__name__: cls for cls in (MIRNet_v2, MIMOUNet, MIMOUNetPlus)}
+NETWORKS = {cls.__name__: cls for cls in (MIRNet_v2, MIMOUNet, MIMOUNetPlus, DAE, DAE_BN)}
 
 
 def _closest(name, options):
@@ -74,4 +75,4 @@ def primary_output(out):
 
 
 __all__ = ["NETWORKS", "build_network", "constructor_args", "get_network_class", "primary_output",
-           "to_network_space", "from_network_space", "MIRNet_v2", "MIMOUNet", "MIMOUNetPlus"]
+           "to_network_space", "from_network_space", "MIRNet_v2", "MIMOUNet", "MIMOUNetPlus", "DAE", "DAE_BN"]

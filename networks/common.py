@@ -40,15 +40,18 @@ def torch_default_init(model):
 def pad_to_multiple(x, multiple):
     """Edge-pad an NCHW tensor at the bottom and right so that H and W are multiples of ``multiple``.
 
-    Works for any size (1 x 1 included) and in exported static graphs, where H and W are only known at run
-    time; crop the result back with ``out[:, :, :h, :w]``.
+    Works for any size (1 x 1 included) and in exported static graphs of both formats (PIR ``.json`` and the
+    legacy ``.pdmodel``), where H and W are only known at run time: there the padding amounts are computed
+    as one int32 tensor, which the legacy exporter and paddle2onnx accept.  Crop the result back with
+    ``out[:, :, :h, :w]``.
     """
-    h, w = x.shape[2], x.shape[3]
-    pad_h, pad_w = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
-    if isinstance(pad_h, int) and isinstance(pad_w, int):  # dygraph (or static with known sizes)
-        return x if pad_h == pad_w == 0 else F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")
-    # Static graph with run-time sizes: the legacy (.pdmodel) exporter takes the paddings only as one tensor.
+    if paddle.in_dynamic_mode():
+        h, w = x.shape[2], x.shape[3]
+        pad_h, pad_w = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+        if pad_h == 0 and pad_w == 0:
+            return x  # already aligned: no copy
+        return F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")
+    hw = paddle.cast(paddle.shape(x)[2:4], "int32")
+    pad = (multiple - hw % multiple) % multiple  # [pad_h, pad_w]
     zero = paddle.zeros([1], "int32")
-    pads = paddle.concat([zero, paddle.cast(pad_w, "int32").reshape([1]), zero,
-                          paddle.cast(pad_h, "int32").reshape([1])])
-    return F.pad(x, pads, mode="replicate")
+    return F.pad(x, paddle.concat([zero, pad[1:2], zero, pad[0:1]]), mode="replicate")

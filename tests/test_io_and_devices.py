@@ -93,3 +93,12 @@ def test_available_devices_on_this_build():
     found = available_devices(custom_types=[("mlu", 2)], cuda_count=0)
     assert found == {"cpu": 1, "mlu": 2}
     assert "cpu" in available_devices()
+
+
+def test_atomic_files_get_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(str(tmp_path / "a.txt"), "x")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "a.txt").st_mode & 0o777) == 0o644

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import yaml  # noqa: E402
 
 from utils.checkpoint import WeightsError, save_weights  # noqa: E402
+from utils.cli import run_main  # noqa: E402
 from utils.official_weights import READERS, convert_official  # noqa: E402
 
 
@@ -50,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

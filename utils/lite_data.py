@@ -52,6 +52,9 @@ def staged_dir(path):
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; give it the usual permissions
     try:
         yield tmp
         old = None
@@ -333,3 +336,48 @@ def make_gopro(out_root, seed=0):
 
 
 LITE_TASKS["gopro"] = make_gopro
+# ---- bsds: a BSDS300-like folder of clean photographs (DMSP denoiser training and restoration demos)
+
+BSDS_TRAIN, BSDS_TEST = 12, 8
+
+
+def _bsds_crops(seed, count):
+    """``count`` deterministic 160 x 240 (or 240 x 160) crops of the bundled photographs at BSDS scale."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    photos = []
+    for _, img in photo_sources():
+        scale = 321.0 / min(img.shape[:2])  # BSDS300 images are 481 x 321
+        size = (max(int(round(img.shape[1] * scale)), 240), max(int(round(img.shape[0] * scale)), 240))
+        photos.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC))
+    if not photos:
+        raise RuntimeError("no colour photographs found in scikit-image (pip install scikit-image)")
+    for i in range(count):
+        img = photos[i % len(photos)]
+        ch, cw = (160, 240) if i % 2 == 0 else (240, 160)
+        top, left = rng.integers(0, img.shape[0] - ch + 1), rng.integers(0, img.shape[1] - cw + 1)
+        yield np.ascontiguousarray(img[top:top + ch, left:left + cw])
+
+
+def make_bsds(out_root, seed=0):
+    """``out_root/BSDS300/images/{train,test}/*.jpg``: 12 + 8 clean photographs in the BSDS300 layout."""
+    import cv2
+
+    final = os.path.join(out_root, "BSDS300")
+    crops = _bsds_crops(seed, BSDS_TRAIN + BSDS_TEST)
+    with staged_dir(final) as tmp:
+        for split, count, first in (("train", BSDS_TRAIN, 1000), ("test", BSDS_TEST, 9000)):
+            folder = os.path.join(tmp, "images", split)
+            os.makedirs(folder)
+            for i in range(count):
+                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(next(crops), cv2.COLOR_RGB2BGR),
+                                       [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if not ok:
+                    raise RuntimeError("JPEG encoding failed")
+                with open(os.path.join(folder, f"{first + i}.jpg"), "wb") as f:
+                    f.write(buf.tobytes())
+    return f"{final}: images/train {BSDS_TRAIN}, images/test {BSDS_TEST} (clean JPEGs, BSDS300 layout)"
+
+
+LITE_TASKS["bsds"] = make_bsds

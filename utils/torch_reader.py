@@ -137,8 +137,6 @@ def _read_legacy(path):
             raise TorchReadError(f"{path}: not a PyTorch checkpoint (bad magic number)")
         pickle.load(f)  # protocol version
         pickle.load(f)  # sys info
-        pending = {}
-
         dtypes, arrays = {}, {}
 
         def load_storage(pid):

@@ -1,0 +1,70 @@
+"""DMSP restoration with the deep mean-shift prior: (noise-blind) deblurring, super-resolution, demosaicing.
+
+    python restore_dmsp.py --input 101085.jpg --synthesize --kernel kernels.mat --weights DAE_sigma11.mat
+    python restore_dmsp.py --input blurry/ --kernel kernel.png --sigma-d -1 --output results/dmsp
+    python restore_dmsp.py --task sr --scale 2 --input low_res.png --weights DAE_sigma11.pdparams
+
+Values are on the 0-255 scale.  --synthesize degrades sharp images as the official demos do (valid blur,
+Gaussian noise of std --noise, then the SR / Bayer sampling) and reports PSNR with the official border crop.
+The Ascend TF port's flags (--data_url --num_iter --denoiser --sigma_dae --batch_size) are accepted too.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from utils.cli import add_device_argument, run_main  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", "--data_url", dest="input", required=True, help="image file, folder or glob")
+    p.add_argument("--task", default="deblur", choices=["deblur", "sr", "demosaic"])
+    p.add_argument("--kernel", default=None, help="blur kernel: .mat (e.g. kernels.mat), .npy or image; "
+                   "required for deblurring, none (no blur) by default for sr / demosaic")
+    p.add_argument("--kernel-index", "--kernel_index", dest="kernel_index", type=int, default=0,
+                   help="kernel of a multi-kernel file (default: %(default)s)")
+    p.add_argument("--scale", type=int, default=2, help="super-resolution factor (default: %(default)s)")
+    p.add_argument("--pattern", default="RGGB", help="Bayer pattern for demosaicing (default: %(default)s)")
+    p.add_argument("--sigma-d", "--sigma_d", dest="sigma_d", type=float, default=-1.0,
+                   help="noise std of the input; <= 0 estimates it (noise-blind, default)")
+    p.add_argument("--num-iter", "--num_iter", dest="num_iter", type=int, default=300)
+    p.add_argument("--mu", type=float, default=0.9, help="momentum (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.1, help="step length (default: %(default)s)")
+    p.add_argument("--sigma-dae", "--sigma_dae", dest="sigma_dae", type=float, default=11.0,
+                   help="noise std the denoiser was trained at (default: %(default)s)")
+    p.add_argument("--weights", "--denoiser", dest="weights", default="pretrained_models/DAE_sigma11.pdparams",
+                   help="DAE weights: converted .pdparams, a trained DAE_BN checkpoint or the official "
+                        "DAE_sigma11.mat (default: %(default)s)")
+    p.add_argument("--output", default="results/dmsp", help="output folder (default: %(default)s)")
+    p.add_argument("--synthesize", action="store_true", help="degrade sharp inputs first, then report PSNR")
+    p.add_argument("--noise", type=float, default=2.55, help="std of the synthetic noise (default: %(default)s)")
+    p.add_argument("--crop", type=int, default=0, help="centre-crop inputs to N x N first (0: whole image)")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=1,
+                   help="images of equal size restored together (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic and the prior's noise")
+    p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "inference"],
+                   help="how the DAE runs: auto = Paddle Inference on the CPU, dygraph elsewhere")
+    add_device_argument(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from utils.device import set_device
+    from utils.dmsp_restore import run
+
+    set_device(args.device)
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "restore_dmsp.log"), "a", encoding="utf-8") as log_file:
+        def log(line):
+            print(line, flush=True)
+            log_file.write(line + "\n")
+
+        log(f"restore_dmsp: {' '.join(sys.argv[1:] if argv is None else argv)}")
+        run(args, log)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,56 @@
+"""Fold a trained DAE_BN checkpoint (BatchNorm) into the deployable DAE weights that DMSP uses.
+
+    python tools/fold_dae.py --src output/dae/best.pdparams --dst pretrained_models/DAE_mine.pdparams
+
+The network configuration comes from -c CONFIG, else the config.yml saved beside the checkpoint, else the
+defaults (``-o features=32`` etc. override).  The folded network computes what DAE_BN computes in eval mode.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import yaml  # noqa: E402
+
+from utils.cli import UserError, run_main  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--src", required=True, help="trained DAE_BN weights or checkpoint (.pdparams)")
+    p.add_argument("--dst", required=True, help="output .pdparams of the folded DAE")
+    p.add_argument("-c", "--config", default=None, help="training config (its 'network' section)")
+    p.add_argument("--key", default=None, help="entry of the checkpoint holding the weights (auto)")
+    p.add_argument("-o", "--network-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="network argument, e.g. -o features=32 (repeatable)")
+    args = p.parse_args(argv)
+
+    from networks import DAE_BN, build_network
+    from utils.checkpoint import WeightsError, check_state_dict, read_state_dict, save_weights
+
+    state = read_state_dict(args.src, args.key)
+    cfg = {"name": "DAE_BN"}
+    if args.config or os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(args.src)), "config.yml")):
+        from utils.checkpoint import network_config_for
+
+        cfg = network_config_for(args.src, args.config)
+    for item in args.network_opt:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"-o expects KEY=VALUE, got {item!r}")
+        cfg[key.strip()] = yaml.safe_load(value)
+    if cfg.get("name") != "DAE_BN":
+        raise WeightsError(f"{args.src}: the network is {cfg.get('name')!r}; only DAE_BN checkpoints fold")
+    net = build_network(cfg)
+    check_state_dict(net.state_dict(), state, source=f"{args.src} (expected a DAE_BN checkpoint)")
+    net.set_state_dict(state)
+    assert isinstance(net, DAE_BN)
+    folded = net.fold()
+    save_weights(folded, args.dst)
+    print(f"wrote {args.dst}: DAE with {len(folded.state_dict())} tensors (features={net.features}, "
+          f"depth={net.depth})")
+
+
+if __name__ == "__main__":
+    run_main(main)

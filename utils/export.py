@@ -1,0 +1,179 @@
+"""Export a trained network for deployment: Paddle static graph (two formats), metadata, ONNX.
+
+The exported graph is the network wrapped by ``utils.inference.PipelineModel``: it takes RGB images in [0, 1]
+(NCHW float32, any height and width) and returns the full-resolution restoration in the same space, whatever
+value range, channel order or multi-scale outputs the network has.  ``inference.yml`` beside it records the
+model name, network config, value spaces, size multiple, tile defaults and format for infer.py.
+
+Formats (Paddle 3.3.1):
+- ``pdmodel`` (default): the legacy program (``inference.pdmodel``).  Paddle writes it only when the process
+  started with ``FLAGS_enable_pir_api=0``; export_model.py sets that before importing Paddle (or re-runs
+  itself with it).  Under Paddle Inference with oneDNN and memory optimisation it is the fastest correct CPU
+  path, and paddle2onnx 1.3.1 converts it to ONNX.
+- ``json``: the PIR program (``inference.json``), which infer.py runs with the safe oneDNN configuration.
+
+This module imports Paddle only inside its functions, so scripts can call ``preselect_ir`` first.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from .cli import UserError
+
+FORMATS = ("pdmodel", "json")
+EXPORT_FILES = ("inference.pdmodel", "inference.json", "inference.pdiparams", "inference.pdiparams.info",
+                "inference.onnx", "inference.yml")
+ONNX_TOLERANCE = 1e-4
+
+
+def _pir_flag(fmt):
+    return "1" if fmt == "json" else "0"
+
+
+def preselect_ir(argv):
+    """Before Paddle is imported: default ``FLAGS_enable_pir_api`` to what ``--format`` in ``argv`` needs."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--format", default="pdmodel")
+    fmt = p.parse_known_args(argv)[0].format
+    if fmt in FORMATS:
+        os.environ.setdefault("FLAGS_enable_pir_api", _pir_flag(fmt))
+
+
+def ir_matches(fmt):
+    """Whether this process's Paddle writes ``fmt`` from ``paddle.jit.save``."""
+    import paddle
+
+    return bool(paddle.framework.use_pir_api()) == (fmt == "json")
+
+
+def rerun_with_ir(script, argv, fmt):
+    """Run ``script argv`` in a fresh interpreter whose Paddle writes ``fmt``; returns its exit status."""
+    env = dict(os.environ, FLAGS_enable_pir_api=_pir_flag(fmt))
+    return subprocess.run([sys.executable, script, *argv], env=env).returncode
+
+
+def resolve_weights(path):
+    """A weights file, or the best/latest ``.pdparams`` inside a training output folder."""
+    if os.path.isfile(path):
+        return path
+    if os.path.isdir(path):
+        for name in ("model_best.pdparams", "model_latest.pdparams", "model.pdparams"):
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+        found = sorted(f for f in os.listdir(path) if f.endswith(".pdparams"))
+        if len(found) == 1:
+            return os.path.join(path, found[0])
+        raise UserError(f"{path} holds {len(found)} .pdparams files; pass the weights file itself")
+    raise UserError(f"weights file not found: {path}")
+
+
+def _save_static(net, folder, fmt):
+    import paddle
+
+    from .inference import pipeline_model
+
+    if not ir_matches(fmt):
+        raise UserError(f"this process cannot write the {fmt} format: set FLAGS_enable_pir_api={_pir_flag(fmt)} "
+                        "before Paddle is imported (export_model.py does this for you)")
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "x")]
+    static = paddle.jit.to_static(pipeline_model(net), input_spec=spec, full_graph=True)
+    paddle.jit.save(static, os.path.join(folder, "inference"))
+
+
+def _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx):
+    import paddle
+
+    return {
+        "model_name": net_cfg["name"],
+        "network": dict(net_cfg),
+        "format": fmt,
+        "program": "inference.pdmodel" if fmt == "pdmodel" else "inference.json",
+        "params": "inference.pdiparams",
+        "onnx": "inference.onnx" if onnx else None,
+        "input": {"layout": "NCHW", "dtype": "float32", "channel_order": "RGB", "range": [0.0, 1.0]},
+        "output": "full-resolution restoration, same layout, order and range as the input",
+        "network_space": {"channel_order": getattr(net, "channel_order", "RGB"),
+                          "range": [float(v) for v in getattr(net, "input_range", (0.0, 1.0))]},
+        "size_multiple": int(getattr(net, "size_multiple", 1)),
+        "tile": {"size": int(tile), "overlap": int(overlap), "auto_above_pixels": int(auto_pixels)},
+        "paddle_version": paddle.__version__,
+    }
+
+
+def onnx_bytes(folder, opset=13):
+    """Convert the legacy program in ``folder`` with paddle2onnx; returns the serialized ONNX model."""
+    try:
+        import paddle2onnx
+    except ImportError:
+        raise UserError("ONNX export needs paddle2onnx: pip install paddle2onnx==1.3.1 onnx onnxruntime") from None
+    model = os.path.join(folder, "inference.pdmodel")
+    if not os.path.isfile(model):
+        raise UserError("ONNX export converts the legacy program: export with --format pdmodel")
+    try:
+        return paddle2onnx.export(model, os.path.join(folder, "inference.pdiparams"), save_file=None,
+                                  opset_version=int(opset), verbose=False, enable_onnx_checker=True)
+    except Exception as exc:
+        raise UserError(f"paddle2onnx {paddle2onnx.__version__} failed: {str(exc).splitlines()[0][:200]} "
+                        "(paddle2onnx 1.3.1 is the version known to convert these networks)") from None
+
+
+def check_onnx(net, data, tolerance=ONNX_TOLERANCE):
+    """Largest absolute difference between the ONNX model ``data`` and the dygraph network on an odd-sized
+    input; raises UserError above ``tolerance`` (a converter bug must not ship)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from .inference import DygraphRunner
+
+    m = int(getattr(net, "size_multiple", 1))
+    x = np.random.RandomState(0).rand(1, 3, 4 * m + 3, 5 * m + 1).astype(np.float32)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    want = DygraphRunner(net)(x)
+    diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+    if not diff <= tolerance:
+        import paddle2onnx
+
+        raise UserError(f"the ONNX model differs from the network by {diff:.3g} (> {tolerance:g}); "
+                        f"paddle2onnx {paddle2onnx.__version__} mis-converted it (use paddle2onnx==1.3.1)")
+    return diff
+
+
+def export_model(net, net_cfg, save_dir, fmt="pdmodel", onnx=False, opset=13, tile=512, overlap=32,
+                 auto_pixels=1024 * 1024):
+    """Write the static graph (+ ONNX) and inference.yml into ``save_dir``; returns the metadata.
+
+    Files are written in a temporary folder beside ``save_dir`` and moved in only when everything succeeded;
+    export files of the other format left from an earlier export are removed so the folder is consistent.
+    """
+    from .config import dump_config
+    from .fileio import atomic_write_bytes, atomic_write_text
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if onnx and fmt != "pdmodel":
+        raise UserError("--onnx needs the default --format pdmodel (paddle2onnx 1.3.1 converts the legacy program)")
+    net.eval()
+    os.makedirs(save_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    try:
+        _save_static(net, tmp, fmt)
+        data = onnx_bytes(tmp, opset) if onnx else None
+        diff = check_onnx(net, data) if onnx else None
+        meta = _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx)
+        for name in EXPORT_FILES:
+            stale = os.path.join(save_dir, name)
+            if os.path.isfile(stale):
+                os.remove(stale)
+        for name in os.listdir(tmp):
+            os.replace(os.path.join(tmp, name), os.path.join(save_dir, name))
+        if data is not None:
+            atomic_write_bytes(os.path.join(save_dir, "inference.onnx"), data)
+        atomic_write_text(os.path.join(save_dir, "inference.yml"), dump_config(meta))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta["onnx_max_abs_diff"] = diff
+    return meta

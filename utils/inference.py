@@ -1,0 +1,366 @@
+"""Inference shared by predict.py (dygraph checkpoint), infer.py (exported model) and the tools.
+
+Every backend is a *runner*: a callable taking a float32 NCHW numpy batch of RGB images in [0, 1] (the
+pipeline space) and returning the restored full-resolution batch in the same space.  ``PipelineModel`` wraps a
+network so that this holds for every registered model (value range, channel order, multi-scale outputs); the
+exported static graphs are that wrapper, so the runners for Paddle Inference and ONNX Runtime need no
+model-specific code.
+
+Paddle Inference configuration (Paddle 3.3.1, CPU), chosen from the files present in the model folder:
+- ``inference.pdmodel`` (legacy program, export_model.py's default): oneDNN with memory optimisation, the
+  fastest correct CPU path;
+- ``inference.json`` (PIR program): oneDNN with ``conv_activation_onednn_fuse_pass`` and
+  ``onednn_placement_pass`` deleted; the default PIR configuration crashes on Conv + LeakyReLU and on
+  interpolation in 3.3.1, and ``enable_memory_optim`` raises on this format.
+GPUs (optionally with TensorRT) and custom devices such as Ascend NPUs: utils/inference_devices.py.
+"""
+import os
+
+import numpy as np
+from paddle import nn
+
+from networks import from_network_space, primary_output, to_network_space
+
+from .cli import UserError
+from .image_io import ImageError
+from .inference_devices import configure_accelerator, legacy_device, trt_on
+from .tiling import AUTO_TILE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, TilePlan, tiled_run
+
+META_FILE = "inference.yml"
+ONNX_FILE = "inference.onnx"
+PROGRAMS = {"pdmodel": "inference.pdmodel", "json": "inference.json"}
+PARAMS_FILE = "inference.pdiparams"
+INPUT_CHANNEL_KEYS = ("inp_channels", "in_channels", "in_nc")  # upstream spellings of the input-channel argument
+ONEDNN_UNSAFE_PASSES = ("conv_activation_onednn_fuse_pass", "onednn_placement_pass")
+
+
+def str2bool(v):
+    """argparse type for TIPC-style boolean values (``--use-gpu=True``)."""
+    if isinstance(v, bool):
+        return v
+    if str(v).lower() in ("true", "t", "1", "yes", "y"):
+        return True
+    if str(v).lower() in ("false", "f", "0", "no", "n", "none", "null"):
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+
+
+def tile_arg(v):
+    return v if v == "auto" else int(v)
+
+
+def add_tile_arguments(parser):
+    parser.add_argument("--tile", type=tile_arg, default="auto",
+                        help="tile size for large images: 0 = never tile, auto = tile 512 only above 1 Mpixel "
+                             "(default: %(default)s)")
+    parser.add_argument("--tile-overlap", "--tile_overlap", type=int, default=None,
+                        help=f"overlap between tiles in pixels (default: {DEFAULT_OVERLAP} or the model's)")
+    parser.add_argument("--tile-batch", "--tile_batch", type=int, default=1, help="tiles per forward pass")
+    return parser
+
+
+def default_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------------------------------------- models
+class PipelineModel(nn.Layer):
+    """``net`` seen from the pipeline: RGB [0, 1] NCHW in, full-resolution output in the same space out."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return from_network_space(primary_output(self.net(to_network_space(x, self.net))), self.net)
+
+
+def pipeline_model(net):
+    model = PipelineModel(net)
+    model.eval()
+    return model
+
+
+def build_from_weights(weights, config=None):
+    """(network, network config) for a weights file, its config found as utils.checkpoint describes."""
+    from networks import build_network
+
+    from .checkpoint import load_weights, network_config_for
+
+    if not os.path.isfile(weights):
+        raise UserError(f"weights file not found: {weights}")
+    cfg = network_config_for(weights, config)
+    channels = {k: cfg[k] for k in INPUT_CHANNEL_KEYS if k in cfg and cfg[k] != 3}
+    if channels:
+        raise UserError(f"the network takes {channels} input channels; these tools feed RGB images (3 channels)")
+    try:
+        net = build_network(cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"cannot build the network {cfg}: {exc}") from None
+    load_weights(net, weights)
+    net.eval()
+    return net, cfg
+
+
+class DygraphRunner:
+    """Runner on a dygraph network (no gradients)."""
+
+    def __init__(self, net, device=None):
+        self.model = pipeline_model(net)
+        self.size_multiple = int(getattr(net, "size_multiple", 1))
+        self.description = f"dygraph {type(net).__name__}" + (f" on {device}" if device else "")
+
+    def __call__(self, batch):
+        import paddle
+
+        with paddle.no_grad():
+            return self.model(paddle.to_tensor(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+
+
+# ---------------------------------------------------------------------------------- exported models
+def read_meta(model_dir):
+    """The metadata export_model.py writes beside the program (empty dict when it is absent)."""
+    import yaml
+
+    path = os.path.join(model_dir, META_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        meta = yaml.safe_load(f) or {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def find_program(model_dir):
+    """('pdmodel' | 'json', program path, params path) of the exported model in ``model_dir``."""
+    if not os.path.isdir(model_dir):
+        raise UserError(f"model directory not found: {model_dir} (create it with export_model.py)")
+    params = os.path.join(model_dir, PARAMS_FILE)
+    for fmt, name in PROGRAMS.items():
+        path = os.path.join(model_dir, name)
+        if os.path.isfile(path):
+            if not os.path.isfile(params) or os.path.getsize(params) == 0:
+                raise UserError(f"{model_dir} has {name} but no (or an empty) {PARAMS_FILE}")
+            _check_program(fmt, path)
+            return fmt, path, params
+    raise UserError(f"no exported model in {model_dir}: expected {' or '.join(PROGRAMS.values())} with "
+                    f"{PARAMS_FILE} (create it with export_model.py)")
+
+
+def _check_program(fmt, path):
+    """Refuse a corrupt program file before Paddle Inference parses it (3.3.1 crashes on some)."""
+    try:
+        if fmt == "pdmodel":
+            from paddle.base.proto import framework_pb2
+
+            desc = framework_pb2.ProgramDesc()
+            with open(path, "rb") as f:
+                desc.ParseFromString(f.read())
+            ok = len(desc.blocks) > 0 and len(desc.blocks[0].ops) > 0
+        else:
+            import json
+
+            with open(path, encoding="utf-8") as f:
+                ok = isinstance(json.load(f), dict)
+    except Exception:  # protobuf / json decoding errors
+        ok = False
+    if not ok:
+        raise UserError(f"{path} is not a valid exported program (corrupt or truncated); export it again")
+
+
+def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
+    """A Paddle Inference ``Config`` for the exported model and a one-line description of what runs.
+    GPUs and custom devices (and ``tensorrt``, a TensorRTOptions) are set up by utils/inference_devices.py."""
+    from paddle import inference
+
+    from .device import resolve_device
+
+    fmt, program, params = find_program(model_dir)
+    device = resolve_device(device)
+    kind, _, idx = device.partition(":")
+    config = inference.Config(program, params)
+    precisions = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half}
+    if precision not in precisions or (precision != "fp32" and kind == "cpu"):
+        raise UserError(f"precision {precision} is not supported on {kind} (supported: fp32"
+                        f"{', fp16 on GPU and custom devices' if kind == 'cpu' else ', fp16'})")
+    label = "legacy program" if fmt == "pdmodel" else "PIR program"
+    where = f"{label} {os.path.basename(program)} on {device}"
+    if kind != "cpu":
+        what = f"{where}: " + configure_accelerator(config, kind, idx, precision, tensorrt, fmt, program,
+                                                    int(read_meta(model_dir).get("size_multiple", 1)))
+    elif trt_on(tensorrt):
+        raise UserError("TensorRT runs on NVIDIA GPUs only: pass --device gpu, or drop --use-tensorrt")
+    else:
+        threads = int(threads or default_threads())
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(threads)
+        if not enable_mkldnn:
+            config.disable_mkldnn()
+            what = f"{where}, oneDNN off, {threads} threads (plain CPU kernels, slowest)"
+        elif fmt == "pdmodel":
+            config.enable_mkldnn()
+            what = f"{where}, oneDNN + memory optimisation, {threads} threads (fast CPU configuration)"
+        else:
+            config.enable_mkldnn()
+            for name in ONEDNN_UNSAFE_PASSES:
+                config.delete_pass(name)
+            what = (f"{where}, oneDNN without {' / '.join(ONEDNN_UNSAFE_PASSES)}, {threads} threads (safe PIR "
+                    "configuration; export the default .pdmodel format for the fast one)")
+    if fmt == "pdmodel":  # keeps peak memory near PyTorch's; raises on the PIR format in 3.3.1
+        config.enable_memory_optim()
+    config.disable_glog_info()
+    return config, what
+
+
+class PaddleRunner:
+    """Runner on an exported static graph with Paddle Inference."""
+
+    def __init__(self, model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
+        from paddle import inference
+
+        self.config, what = predictor_config(model_dir, device, threads, enable_mkldnn, precision, tensorrt)
+        self.shape_check = tensorrt.check if trt_on(tensorrt) else None
+        self.description = f"Paddle Inference: {what}"
+        try:
+            self.predictor = inference.create_predictor(self.config)
+        except Exception as exc:  # corrupt or foreign program files raise many types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"cannot load the inference model in {model_dir}: {first[:200]}") from None
+        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+        self.size_multiple = int(read_meta(model_dir).get("size_multiple", 1))
+
+    def __call__(self, batch):
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.shape_check:
+            self.shape_check(batch.shape)
+        self.input.reshape(list(batch.shape))
+        self.input.copy_from_cpu(batch)
+        self.predictor.run()
+        return self.output.copy_to_cpu()
+
+
+def find_onnx(model_dir):
+    path = model_dir if str(model_dir).endswith(".onnx") else os.path.join(model_dir, ONNX_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"no ONNX model at {path} (create it with export_model.py --onnx)")
+    return path
+
+
+class OnnxRunner:
+    """Runner on the paddle2onnx model with ONNX Runtime."""
+
+    def __init__(self, model_dir, device="cpu", threads=None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
+        path = find_onnx(model_dir)
+        kind, _, idx = device.partition(":")
+        providers = {"cpu": ["CPUExecutionProvider"],
+                     "gpu": [("CUDAExecutionProvider", {"device_id": int(idx or 0)}), "CPUExecutionProvider"]}.get(kind)
+        first = providers and (providers[0][0] if isinstance(providers[0], tuple) else providers[0])
+        if providers is None or first not in ort.get_available_providers():
+            raise UserError(f"ONNX Runtime has no provider for device {device!r} here "
+                            f"(available: {', '.join(ort.get_available_providers())})")
+        opts = ort.SessionOptions()
+        threads = int(threads or default_threads())
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        try:
+            self.session = ort.InferenceSession(path, opts, providers=providers)
+        except Exception as exc:
+            raise UserError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.description = f"ONNX Runtime {ort.__version__}: {os.path.basename(path)} on {device}, {threads} threads"
+        self.config = {"runtime_device": kind, "ir_optim": True, "enable_tensorrt": False, "precision": "fp32",
+                       "enable_mkldnn": False, "cpu_math_library_num_threads": threads}
+        meta_dir = model_dir if os.path.isdir(model_dir) else os.path.dirname(path)
+        self.size_multiple = int(read_meta(meta_dir).get("size_multiple", 1))
+
+    def __call__(self, batch):
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def make_runner(backend, model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
+    if backend == "onnx":
+        if precision != "fp32" or trt_on(tensorrt):
+            raise UserError(f"the ONNX backend runs fp32 only, without TensorRT (asked: {precision}"
+                            f"{', TensorRT' if trt_on(tensorrt) else ''})")
+        return OnnxRunner(model_dir, device, threads)
+    if backend == "paddle":
+        return PaddleRunner(model_dir, device, threads, enable_mkldnn, precision, tensorrt)
+    raise UserError(f"unknown backend {backend!r} (paddle or onnx)")
+
+
+# ------------------------------------------------------------------------------------------ restoring
+def restore(run, batch, plan=None, progress=None):
+    """Restore a (B, 3, H, W) or (3, H, W) float32 array with ``run``, tiled as ``plan`` (a TilePlan) says."""
+    plan = plan or TilePlan()
+    single = batch.ndim == 3
+    batch = batch[None] if single else batch
+    if batch.ndim != 4 or batch.shape[1] != 3:
+        raise ImageError(f"expected RGB images of shape (3, H, W), got {tuple(batch.shape[1:])}")
+    size = plan.size_for(*batch.shape[2:])
+    if size:
+        out = tiled_run(run, batch, size, plan.overlap, plan.batch, progress)
+    else:
+        out = np.asarray(run(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+    return out[0] if single else out
+
+
+def tile_plan(args, multiple=1, meta=None):
+    """TilePlan from the tile arguments and, for exported models, the defaults recorded in their metadata."""
+    defaults = (meta or {}).get("tile") or {}
+    overlap = args.tile_overlap if args.tile_overlap is not None else defaults.get("overlap", DEFAULT_OVERLAP)
+    plan = TilePlan(tile=args.tile, overlap=int(overlap), multiple=int(multiple), batch=args.tile_batch,
+                    auto_size=int(defaults.get("size", DEFAULT_TILE)),
+                    auto_pixels=int(defaults.get("auto_above_pixels", AUTO_TILE_PIXELS)))
+    try:
+        plan.size_for(1 << 30, 1 << 30)  # validates tile and overlap once, before any work
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return plan
+
+
+def default_image(size=256, sigma=15.0, seed=0):
+    """(noisy, clean) float32 (3, size, size) images: a crop of scikit-image's astronaut photograph with seeded
+    Gaussian noise of ``sigma`` (8-bit levels), quantised to 8 bits like a file would be.  Needs no download."""
+    from skimage import data
+
+    photo = np.asarray(data.astronaut())  # 512 x 512 x 3 uint8, bundled with scikit-image
+    size = min(int(size), 512)
+    top, left = min(30, 512 - size), min(150, 512 - size)  # face and helmet: texture and flat regions
+    clean = photo[top:top + size, left:left + size].astype(np.float32) / 255.0
+    noise = np.random.RandomState(seed).normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
+    noisy = np.round(np.clip(clean + noise, 0.0, 1.0) * 255.0) / 255.0
+    return (np.ascontiguousarray(noisy.transpose(2, 0, 1), dtype=np.float32),
+            np.ascontiguousarray(clean.transpose(2, 0, 1)))
+
+
+def save_reprod_log(path, outputs, records=()):
+    """Write raw outputs (name -> array) and PSNRs with reprod_log, atomically; returns the path written."""
+    from reprod_log import ReprodLogger
+
+    from .fileio import atomic_path
+
+    log = ReprodLogger()
+    for name, arr in outputs.items():
+        log.add(name, np.asarray(arr, dtype=np.float32))
+    for rec in records:
+        if "psnr" in rec:
+            log.add(f"psnr/{rec['name']}", np.array([rec["psnr"]], dtype=np.float64))
+    path = path if str(path).endswith(".npy") else f"{path}.npy"  # np.save would add it
+    with atomic_path(path) as tmp:
+        log.save(tmp)
+    return path
+
+
+def infer_device(device=None, use_gpu=None, use_npu=None):
+    """--device wins; else TIPC's --use-gpu / --use-npu True/False; else auto.  Checked against this Paddle build."""
+    from .device import resolve_device
+
+    return resolve_device(legacy_device(device, use_gpu, use_npu))
