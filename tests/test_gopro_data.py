@@ -202,6 +202,12 @@ def test_test_dataset_whole_images_in_name_order(lite):
     inp, tgt = ds[0]
     assert inp.shape == tgt.shape == (3, 256, 320) and inp.dtype == np.float32
     assert not hasattr(ds, "set_patch_size")
+    third = build_dataset({"type": "GoProTestDataset", "root": str(lite / "GOPRO" / "test"), "every": 3})
+    assert third.names == ds.names[::3] and len(third) == 3
+    np.testing.assert_array_equal(third[1][0], ds[3][0])
+    for bad in (0, 1.5, True):
+        with pytest.raises(DatasetError, match="every must be a positive integer"):
+            build_dataset({"type": "GoProTestDataset", "root": str(lite / "GOPRO" / "test"), "every": bad})
 
 
 def test_dataset_errors(tmp_path):
