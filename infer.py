@@ -3,8 +3,10 @@
     python infer.py --model-dir output/inference --img-path noisy/ --clean-dir clean/ --benchmark True
     python infer.py --model-dir output/inference --backend onnx --img-path photo.png --tile 512
     python infer.py --model-dir output/inference --device npu:0 --precision fp16    # GPU: --device gpu --use-tensorrt
+    python infer.py --model-dir output/dae_inference --dmsp-task deblur --kernel kernels.mat --img-path blurry/
 
 Without --img-path it restores a built-in test image (a noisy crop of scikit-image's astronaut photograph).
+With --dmsp-task an exported DAE is the prior of the DMSP solver (no --img-path: a degraded sharp crop).
 The Paddle configuration follows the files in --model-dir: inference.pdmodel runs the fast oneDNN
 configuration, inference.json the safe PIR one; the first line printed says which.
 """
@@ -19,6 +21,7 @@ from utils.cli import quiet_paddle, run_main  # noqa: E402
 quiet_paddle()
 from utils import inference as inf  # noqa: E402
 from utils.benchmark_log import make_auto_logger  # noqa: E402
+from utils.dmsp_restore import add_dmsp_arguments, infer_dmsp  # noqa: E402
 from utils.inference_devices import add_device_arguments, tensorrt_options  # noqa: E402
 from utils.restoration import array_item, collect_items, restore_items, summary_lines  # noqa: E402
 
@@ -41,6 +44,7 @@ def parse_args(argv):
     p.add_argument("--reprod-log", "--reprod_log", help="reprod_log file of the raw outputs "
                                                         "(default: SAVE_DIR/inference_outputs.npy)")
     inf.add_tile_arguments(p)
+    add_dmsp_arguments(p)
     return p.parse_args(argv)
 
 
@@ -51,6 +55,8 @@ def main(argv=None):
                              args.precision, tensorrt_options(args))
     print(runner.description)
     meta = inf.read_meta(args.model_dir if os.path.isdir(args.model_dir) else os.path.dirname(args.model_dir))
+    if args.dmsp_task:  # the exported DAE as the prior of the DMSP solver
+        return infer_dmsp(args, runner, meta, device)
     if args.img_path:
         items = collect_items(args.img_path, args.gt)
     else:

@@ -30,11 +30,14 @@ class GaussianNoiseFolder:
     - ``sigma``: noise std on the 0-255 scale (11 for the official DMSP prior).
     - ``augment``: random flips and 90-degree rotations of each crop.
     - ``repeat``: samples per image and pass (patches drawn anew each time).
-    - ``seed``: ``None`` draws crops, augmentation and noise at random (training); an integer makes sample
-      ``i`` the same every time (validation).
+    - ``seed``: ``None`` draws crops, augmentation and noise from NumPy's global generator (training: the
+      engine seeds it for every sample, so runs and resumed runs repeat exactly); an integer makes sample ``i``
+      the same every time, whatever the global state (validation).
+    - ``cache``: keep the decoded images in memory (per worker process) instead of reading them every time.
     """
 
-    def __init__(self, root, split="train", patch_size=64, sigma=11.0, augment=True, repeat=1, seed=None):
+    def __init__(self, root, split="train", patch_size=64, sigma=11.0, augment=True, repeat=1, seed=None,
+                 cache=False):
         if patch_size is not None and int(patch_size) < 1:
             raise DatasetError(f"patch_size must be positive or null, got {patch_size}")
         if sigma < 0 or int(repeat) < 1:
@@ -46,6 +49,7 @@ class GaussianNoiseFolder:
             raise DatasetError(f"no images in {folder}") from None
         self.patch_size = None if patch_size is None else int(patch_size)
         self.sigma, self.augment, self.repeat, self.seed = float(sigma), bool(augment), int(repeat), seed
+        self._cache = {} if cache else None
 
     def set_patch_size(self, size):
         self.patch_size = None if size is None else int(size)
@@ -54,14 +58,24 @@ class GaussianNoiseFolder:
         return len(self.files) * self.repeat
 
     def _rng(self, index):
-        return np.random.default_rng(None if self.seed is None else (int(self.seed), int(index)))
+        """The generator of sample ``index``: fixed by (seed, index), or derived from NumPy's global one."""
+        if self.seed is not None:
+            return np.random.default_rng((int(self.seed), int(index)))
+        return np.random.default_rng(np.random.randint(0, 2 ** 31 - 1, size=4))
 
-    def __getitem__(self, index):
-        path = self.files[index % len(self.files)]
+    def _image(self, i):
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
         try:
-            img = read_image(path)
+            img = read_image(self.files[i])
         except ImageError as exc:
             raise DatasetError(str(exc)) from None
+        if self._cache is not None:
+            self._cache[i] = img
+        return img
+
+    def __getitem__(self, index):
+        img = self._image(index % len(self.files))
         rng = self._rng(index)
         if self.patch_size:
             ps = self.patch_size
@@ -75,6 +89,6 @@ class GaussianNoiseFolder:
             img = np.rot90(img, k=int(rng.integers(0, 4)), axes=(1, 2))
             if rng.integers(0, 2):
                 img = img[:, :, ::-1]
-        clean = np.ascontiguousarray(img, dtype=np.float32)
+        clean = np.array(img, dtype=np.float32, order="C")  # a copy: cached images stay untouched
         noise = rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(self.sigma / 255.0)
         return clean + noise, clean

@@ -57,6 +57,11 @@ class DAE(_DAEBase):
                 y = F.relu(y)
         return x + y
 
+    @staticmethod
+    def config_from_state_dict(state):
+        """The config of a folded DAE file of any size (no config.yml needed), or None: see ``dae_config``."""
+        return dae_config(state)
+
 
 class DAE_BN(_DAEBase):
     """Trainable DAE with BatchNorm after every inner convolution; ``fold()`` gives the deployable ``DAE``."""
@@ -119,3 +124,20 @@ def fold_state_dict(state, depth=None, epsilon=1e-5):
             b = state[f"conv{i}.bias"]
         out[f"conv{i}.weight"], out[f"conv{i}.bias"] = w.astype(np.float32), b.astype(np.float32)
     return out
+
+
+def dae_config(state):
+    """The ``DAE`` network config ({name, in_channels, features, depth}) that fits a state dict, or None: a
+    folded file of any size describes itself, with no config.yml beside it."""
+    depth = sum(1 for k in state if k.startswith("conv") and k.endswith(".weight"))
+    if depth < 2 or set(state) != {f"conv{i}.{p}" for i in range(1, depth + 1) for p in ("weight", "bias")}:
+        return None
+    shape = lambda k: tuple(int(d) for d in state[k].shape)  # noqa: E731
+    cfg = {"name": "DAE", "in_channels": shape("conv1.weight")[1], "features": shape("conv1.weight")[0],
+           "depth": depth}
+    for i in range(1, depth + 1):
+        cin = cfg["in_channels"] if i == 1 else cfg["features"]
+        cout = cfg["in_channels"] if i == depth else cfg["features"]
+        if shape(f"conv{i}.weight") != (cout, cin, 3, 3) or shape(f"conv{i}.bias") != (cout,):
+            return None
+    return cfg

@@ -108,7 +108,8 @@ def network_config_for(weights_path, config_path=None):
 
     In order: the ``network`` section of ``config_path`` (a run config); the ``config.yml`` that training
     writes beside its weights; the default configuration of the registered network whose keys and shapes fit
-    the file (converted official weights).  Raises WeightsError when none applies.
+    the file (converted official weights); the config a network's ``config_from_state_dict`` reads off the
+    file (a folded DAE of any size).  Raises WeightsError when none applies.
     """
     from .config import load_config
 
@@ -122,8 +123,15 @@ def network_config_for(weights_path, config_path=None):
             return dict(cfg["network"])
         if config_path:
             raise WeightsError(f"config file not found: {config_path}")
-    name = detect_network(read_state_dict(weights_path))
-    if name is None:
-        raise WeightsError(f"{weights_path} fits no registered network at its default configuration; pass the "
-                           "training config with -c")
-    return {"name": name}
+    state = read_state_dict(weights_path)
+    name = detect_network(state)
+    if name is not None:
+        return {"name": name}
+    from networks import NETWORKS
+
+    for cls in NETWORKS.values():  # networks whose weights describe their own size (config_from_state_dict)
+        cfg = getattr(cls, "config_from_state_dict", lambda _: None)(state)
+        if cfg is not None:
+            return dict(cfg)
+    raise WeightsError(f"{weights_path} fits no registered network at its default configuration; pass the "
+                       "training config with -c")

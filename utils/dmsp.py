@@ -20,7 +20,9 @@ Images are NCHW float32 RGB in [0, 255] (the official scale: ``sigma_d`` and ``s
 **Denoiser contract.**  ``denoiser`` is any callable taking a float32 paddle tensor [N, 3, H, W], BGR, values
 around [0, 255] (the iterate plus noise, so slightly outside), and returning the denoised tensor of the same
 shape, order and scale.  ``layer_denoiser(net)`` wraps a dygraph ``DAE``; ``predictor_denoiser(predictor)``
-wraps a Paddle Inference predictor of the exported DAE.  Only forward passes are needed.
+wraps a Paddle Inference predictor of a DAE saved as it is (BGR, 0-255); ``runner_denoiser(run)`` wraps the
+runners of infer.py (the export_model.py graph takes and returns RGB in [0, 1]).  Only forward passes are
+needed.
 """
 import math
 
@@ -215,6 +217,19 @@ def predictor_denoiser(predictor):
         predictor.run()
         out = predictor.get_output_handle(output_name).copy_to_cpu()
         return paddle.to_tensor(out, place=x.place)
+
+    return denoise
+
+
+def runner_denoiser(run):
+    """Denoiser callable of a pipeline-space runner (``utils.inference``: RGB in [0, 1] in and out), such as the
+    DAE exported by export_model.py under Paddle Inference or ONNX Runtime: the solver's BGR [0, 255] iterate is
+    flipped to RGB and divided by 255 on the way in, the output multiplied back and flipped on the way out."""
+
+    def denoise(x):
+        rgb = np.ascontiguousarray(x.numpy()[:, ::-1], dtype=np.float32) / np.float32(255.0)
+        out = np.asarray(run(rgb), dtype=np.float32)[:, ::-1] * np.float32(255.0)
+        return paddle.to_tensor(np.ascontiguousarray(out), place=x.place)
 
     return denoise
 

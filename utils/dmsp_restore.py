@@ -1,5 +1,6 @@
-"""File-level DMSP restoration behind ``restore_dmsp.py``: denoiser weights, blur kernels, images, batching,
-synthetic degradations as in the official demos, outputs and the official PSNR report."""
+"""File-level DMSP restoration behind ``restore_dmsp.py`` and the DMSP mode of ``infer.py``: denoiser weights,
+blur kernels, images, batching, synthetic degradations as in the official demos, outputs and the official PSNR
+report."""
 import os
 import time
 
@@ -9,6 +10,9 @@ from .cli import UserError
 from .image_io import ImageError, list_images, read_image, write_image
 
 KERNEL_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+TASKS = ("deblur", "sr", "demosaic")
+DAE_NETWORKS = ("DAE", "DAE_BN")
+DEFAULT_IMAGE_SIZE = 128  # infer.py's built-in sharp image (a crop of scikit-image's astronaut photograph)
 
 
 def _normalise_kernel(k, source):
@@ -68,6 +72,21 @@ def load_kernel(path, index=0):
     raise UserError(f"unsupported kernel file {path}: use .mat, .npy or an image")
 
 
+def motion_kernel(length=9.0, angle=30.0, size=9):
+    """A linear motion-blur kernel (``size`` x ``size``, sum 1): a segment of ``length`` pixels at ``angle``
+    degrees through the centre, drawn with bilinear weights.  infer.py deblurs its built-in image with it."""
+    c, a = (size - 1) / 2.0, np.deg2rad(angle)
+    k = np.zeros((size, size), np.float64)
+    for t in np.linspace(-length / 2.0, length / 2.0, 8 * int(np.ceil(length)) + 1):
+        y, x = c - t * np.sin(a), c + t * np.cos(a)
+        y0, x0 = int(np.floor(y)), int(np.floor(x))
+        for yy, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+            for xx, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+                if 0 <= yy < size and 0 <= xx < size:
+                    k[yy, xx] += wy * wx
+    return (k / k.sum()).astype(np.float32)
+
+
 def load_dae(weights):
     """The deployable DAE from the official ``.mat``, converted ``.pdparams`` or a trained ``DAE_BN`` (folded)."""
     from networks import DAE, DAE_BN, build_network
@@ -84,8 +103,8 @@ def load_dae(weights):
         net = DAE()
         net.set_state_dict({k: paddle.to_tensor(v) for k, v in convert_official("DAE", weights).items()})
         return net
-    cfg = network_config_for(weights)
-    if cfg.get("name") not in ("DAE", "DAE_BN"):
+    cfg = network_config_for(weights)  # config.yml beside the weights, else read off the file (any DAE size)
+    if cfg.get("name") not in DAE_NETWORKS:
         raise WeightsError(f"{weights} holds a {cfg.get('name')} network, not a DMSP denoiser (DAE or DAE_BN)")
     net = load_weights(build_network(cfg), weights)
     return net.fold() if isinstance(net, DAE_BN) else net
@@ -104,12 +123,19 @@ def make_denoiser(net, backend="auto"):
 
 
 def _batches(files, batch_size, crop=0):
-    """Groups of up to ``batch_size`` (centre-cropped) images of equal size, sizes in order of appearance."""
+    """Groups of up to ``batch_size`` (name, image, info) of equal (centre-cropped) size, sizes in order of
+    appearance."""
+    return group_images(((os.path.splitext(os.path.basename(p))[0], *read_image(p, with_info=True))
+                         for p in files), batch_size, crop)
+
+
+def group_images(images, batch_size, crop=0):
+    """``images``: (name, float32 RGB (3, H, W) in [0, 1], ImageInfo) -> groups of equal size, up to
+    ``batch_size`` each (images of one size are restored together)."""
     groups = {}
-    for path in files:
-        img, info = read_image(path, with_info=True)
+    for name, img, info in images:
         img = _centre_crop(img, crop)
-        groups.setdefault(img.shape, []).append((path, img, info))
+        groups.setdefault(img.shape, []).append((name, img, info))
     for items in groups.values():
         for i in range(0, len(items), batch_size):
             yield items[i:i + batch_size]
@@ -141,54 +167,165 @@ def observation_from_image(img, task, scale, pattern):
     return img * mask, mask
 
 
+def check_options(opts):
+    if opts.num_iter < 0 or opts.batch_size < 1 or opts.scale < 1:
+        raise UserError("--num-iter must be >= 0, --batch-size and --scale >= 1")
+
+
 def run(args, log=print):
     """Restore every image of ``args.input`` (see restore_dmsp.py for the arguments); returns the PSNR pairs."""
-    import paddle
-
-    from .dmsp import dmsp_restore, initial_estimate, official_psnr, synthesize
-
-    if args.num_iter < 0 or args.batch_size < 1 or args.scale < 1:
-        raise UserError("--num-iter must be >= 0, --batch-size and --scale >= 1")
+    check_options(args)
     if args.task == "deblur" and args.kernel is None:
         raise UserError("--task deblur needs a blur kernel: --kernel kernels.mat (the official kernels) or a "
                         ".npy / image file")
     kernel = load_kernel(args.kernel, args.kernel_index)
     files = list_images(args.input)
     denoiser = make_denoiser(load_dae(args.weights), args.backend)
-    os.makedirs(args.output, exist_ok=True)
-    scores, seed = [], args.seed
-    for batch in _batches(files, args.batch_size, args.crop):
-        names = [os.path.splitext(os.path.basename(p))[0] for p, _, _ in batch]
+    records = restore_groups(_batches(files, args.batch_size, args.crop), denoiser, kernel, args, log)
+    return [(r["psnr_input"], r["psnr"]) for r in records]
+
+
+def restore_groups(groups, denoiser, kernel, opts, log=print, timer=None, outputs=None):
+    """DMSP-restore groups of equal-sized images (``group_images``) with ``denoiser`` and write the results.
+
+    ``opts`` carries task, scale, pattern, synthesize, noise, sigma_d, sigma_dae, num_iter, mu, alpha, seed and
+    output (restore_dmsp.py's arguments).  Group g synthesises its degradation with seed ``opts.seed + 2 g``
+    and draws the prior's noise with ``opts.seed + 2 g + 1``.  ``timer`` (auto_log interface) is stamped after
+    the degradation and after the solver; ``outputs`` (a dict), when given, receives name -> restored RGB image
+    in [0, 1] (unrounded).  Returns one record per synthesised image: name, psnr_input (the starting
+    estimate) and psnr (the restoration), both the official PSNR.
+    """
+    import paddle
+
+    from .dmsp import dmsp_restore, initial_estimate, official_psnr, synthesize
+
+    os.makedirs(opts.output, exist_ok=True)
+    records, seed = [], opts.seed
+    for batch in groups:
+        if timer is not None:
+            timer.start()
+        names = [name for name, _, _ in batch]
         imgs = np.stack([img for _, img, _ in batch]) * np.float32(255.0)
         gt = None
-        if args.synthesize:
+        if opts.synthesize:
             gt = imgs
-            degraded, mask = synthesize(gt, args.task, kernel, args.noise, args.scale, args.pattern, seed=seed)
+            degraded, mask = synthesize(gt, opts.task, kernel, opts.noise, opts.scale, opts.pattern, seed=seed)
         else:
-            pairs = [observation_from_image(im, args.task, args.scale, args.pattern) for im in imgs]
+            pairs = [observation_from_image(im, opts.task, opts.scale, opts.pattern) for im in imgs]
             degraded = paddle.to_tensor(np.stack([p[0] for p in pairs]))
             mask = None if pairs[0][1] is None else paddle.to_tensor(pairs[0][1])
+        if timer is not None:
+            timer.stamp()
         t0 = time.time()
-        out = dmsp_restore(degraded, denoiser, kernel, mask, sigma_d=args.sigma_d, sigma_dae=args.sigma_dae,
-                           num_iter=args.num_iter, mu=args.mu, alpha=args.alpha, gt=gt, seed=seed + 1,
+        out = dmsp_restore(degraded, denoiser, kernel, mask, sigma_d=opts.sigma_d, sigma_dae=opts.sigma_dae,
+                           num_iter=opts.num_iter, mu=opts.mu, alpha=opts.alpha, gt=gt, seed=seed + 1,
                            desc=f"DMSP {names[0]}" + (f" +{len(names) - 1}" if len(names) > 1 else ""))
-        seconds = (time.time() - t0) / max(args.num_iter, 1)
+        seconds = (time.time() - t0) / max(opts.num_iter, 1)
         out = out.numpy()
+        if timer is not None:
+            timer.stamp()
         start = initial_estimate(degraded, kernel.shape, mask).numpy() if gt is not None else None
-        for i, (name, (_, _, info)) in enumerate(zip(names, batch)):
-            write_image(os.path.join(args.output, f"{name}.png"), out[i] / 255.0, info)
+        for i, (name, _, info) in enumerate(batch):
+            write_image(os.path.join(opts.output, f"{name}.png"), out[i] / 255.0, info)
+            if outputs is not None:
+                outputs[name] = out[i] / np.float32(255.0)
             if gt is None:
                 log(f"{name}: restored ({seconds:.3f} s/iter)")
                 continue
             obs = degraded[i].numpy()
-            if args.task == "sr":
-                obs = obs[:, ::args.scale, ::args.scale]
-            write_image(os.path.join(args.output, f"{name}_degraded.png"), obs / 255.0, info)
-            pair = (official_psnr(start[i], gt[i], kernel.shape), official_psnr(out[i], gt[i], kernel.shape))
-            scores.append(pair)
-            log(f"{name}: PSNR {pair[0]:.2f} dB (start) -> {pair[1]:.2f} dB ({seconds:.3f} s/iter)")
+            if opts.task == "sr":
+                obs = obs[:, ::opts.scale, ::opts.scale]
+            write_image(os.path.join(opts.output, f"{name}_degraded.png"), obs / 255.0, info)
+            rec = {"name": name, "psnr_input": official_psnr(start[i], gt[i], kernel.shape),
+                   "psnr": official_psnr(out[i], gt[i], kernel.shape)}
+            records.append(rec)
+            log(f"{name}: PSNR {rec['psnr_input']:.2f} dB (start) -> {rec['psnr']:.2f} dB ({seconds:.3f} s/iter)")
+        if timer is not None:
+            timer.end(stamp=True)
         seed += 2
-    if scores:
-        mean = np.mean(scores, axis=0)
-        log(f"mean over {len(scores)} image(s): PSNR {mean[0]:.2f} dB (start) -> {mean[1]:.2f} dB")
-    return scores
+    if records:
+        start, end = (np.mean([r[k] for r in records]) for k in ("psnr_input", "psnr"))
+        log(f"mean over {len(records)} image(s): PSNR {start:.2f} dB (start) -> {end:.2f} dB")
+    return records
+
+
+# ---- infer.py's DMSP mode: the solver around the exported DAE (Paddle Inference or ONNX Runtime)
+
+def add_dmsp_arguments(parser):
+    """infer.py's options for DMSP restoration with the exported model as the prior."""
+    g = parser.add_argument_group("DMSP restoration (the exported model is a DAE prior; values on the 0-255 scale)")
+    g.add_argument("--dmsp-task", "--dmsp_task", choices=TASKS, default=None,
+                   help="run the DMSP solver around the exported DAE instead of one forward pass; without "
+                        "--img-path the built-in sharp image is degraded first (--kernel: a built-in motion blur)")
+    g.add_argument("--kernel", default=None, help="blur kernel (.mat, .npy or image); needed to deblur your images")
+    g.add_argument("--kernel-index", "--kernel_index", dest="kernel_index", type=int, default=0)
+    g.add_argument("--scale", type=int, default=2, help="super-resolution factor (default: %(default)s)")
+    g.add_argument("--pattern", default="RGGB", help="Bayer pattern for demosaicing (default: %(default)s)")
+    g.add_argument("--sigma-d", "--sigma_d", dest="sigma_d", type=float, default=-1.0,
+                   help="noise std of the input; <= 0 estimates it (noise-blind, default)")
+    g.add_argument("--num-iter", "--num_iter", dest="num_iter", type=int, default=300)
+    g.add_argument("--mu", type=float, default=0.9, help="momentum (default: %(default)s)")
+    g.add_argument("--alpha", type=float, default=0.1, help="step length (default: %(default)s)")
+    g.add_argument("--sigma-dae", "--sigma_dae", dest="sigma_dae", type=float, default=11.0,
+                   help="noise std the DAE was trained at (default: %(default)s)")
+    g.add_argument("--synthesize", action="store_true", help="degrade sharp --img-path images first (PSNR)")
+    g.add_argument("--noise", type=float, default=2.55, help="std of the synthetic noise (default: %(default)s)")
+    g.add_argument("--crop", type=int, default=0, help="centre-crop inputs to N x N first (0: whole image)")
+    g.add_argument("--seed", type=int, default=0, help="synthetic noise seed; the prior's noise uses seed + 1")
+    return parser
+
+
+def infer_dmsp(args, runner, meta, device, log=print):
+    """infer.py --dmsp-task: restore ``args.img_path`` (or the built-in image, degraded first) with the DMSP
+    solver whose prior is ``runner`` (the exported DAE); writes images, the reprod_log file of the restored
+    images (RGB in [0, 1]) and PSNRs, and the auto_log report with ``--benchmark``.  Returns the records."""
+    from types import SimpleNamespace
+
+    from .device import set_device
+    from .dmsp import runner_denoiser
+    from .image_io import ImageInfo
+    from .inference import default_image, save_reprod_log
+
+    name = meta.get("model_name")
+    if name is not None and name not in DAE_NETWORKS:
+        raise UserError(f"{args.model_dir} holds an exported {name}; --dmsp-task needs a DMSP denoiser "
+                        f"({' or '.join(DAE_NETWORKS)}): export a DAE with export_model.py")
+    if args.gt:
+        raise UserError("--clean-dir is not used with --dmsp-task: pass sharp images with --synthesize to score")
+    opts = SimpleNamespace(task=args.dmsp_task, scale=args.scale, pattern=args.pattern, noise=args.noise,
+                           synthesize=args.synthesize or not args.img_path, sigma_d=args.sigma_d,
+                           sigma_dae=args.sigma_dae, num_iter=args.num_iter, mu=args.mu, alpha=args.alpha,
+                           seed=args.seed, output=args.save_dir, batch_size=args.batch_size)
+    check_options(opts)
+    if args.kernel is None and args.dmsp_task == "deblur":
+        if args.img_path:
+            raise UserError("--dmsp-task deblur needs the blur kernel of the images: --kernel FILE")
+        kernel = motion_kernel()
+    else:
+        kernel = load_kernel(args.kernel, args.kernel_index)
+    if args.img_path:
+        groups = list(_batches(list_images(args.img_path), opts.batch_size, args.crop))
+    else:
+        clean = default_image(DEFAULT_IMAGE_SIZE)[1]
+        groups = list(group_images([("astronaut", clean, ImageInfo())], opts.batch_size, args.crop))
+    set_device(device)
+    autolog = None
+    if args.benchmark:
+        from .benchmark_log import make_auto_logger
+
+        autolog = make_auto_logger(model_name=f"DMSP_{opts.task}_{name or 'DAE'}", model_precision=args.precision,
+                                   batch_size=opts.batch_size, data_shape=",".join(map(str, groups[0][0][1].shape)),
+                                   save_path=None, inference_config=runner.config, pids=os.getpid(),
+                                   process_name=None, gpu_ids=None, warmup=0)
+    log(f"DMSP {opts.task}: {opts.num_iter} iterations, sigma_d {opts.sigma_d:g}"
+        f"{' (noise-blind)' if opts.sigma_d <= 0 else ''}, kernel {kernel.shape[0]} x {kernel.shape[1]}"
+        f"{'' if args.kernel or opts.task != 'deblur' else ' (built-in motion blur)'}")
+    outputs = {}
+    records = restore_groups(groups, runner_denoiser(runner), kernel, opts, log,
+                             autolog.times if autolog else None, outputs)
+    log_path = args.reprod_log or os.path.join(args.save_dir, "inference_outputs.npy")
+    save_reprod_log(log_path, outputs, records)
+    log(f"restored {len(outputs)} image(s) into {args.save_dir}; outputs logged to {log_path}")
+    if autolog:
+        autolog.report()
+    return records
