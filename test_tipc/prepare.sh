@@ -62,12 +62,12 @@ fi
 case "$model_name" in
     MIRNet_V2*) task=sidd;  folders="SIDD_patches SIDD_Medium_Srgb SIDD_val" ;;
     MIMO_UNet*) task=gopro; folders="GOPRO GOPRO_Large" ;;
-    DMSP*)      task=bsds;  folders="BSDS300" ;;
+    DMSP*)      task=bsds;  folders="BSDS300 BSDS300/kernels.npy" ;;
     *)          task=all;   folders="SIDD_patches GOPRO BSDS300" ;;
 esac
 missing=0
 for folder in $folders; do
-    [ -d "${LITE_ROOT}/${folder}" ] || missing=1
+    [ -e "${LITE_ROOT}/${folder}" ] || missing=1
 done
 if [ "$missing" = 1 ]; then
     echo "building the lite '${task}' data in ${LITE_ROOT}/ (offline, a few seconds)"

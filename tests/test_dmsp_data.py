@@ -33,6 +33,17 @@ def test_lite_bsds_layout_and_determinism(bsds, tmp_path):
     assert total < 2_000_000
 
 
+def test_lite_bsds_motion_kernels_load_for_deblurring(bsds):
+    from utils.dmsp_restore import load_kernel
+
+    stack = np.load(os.path.join(bsds, "kernels.npy"))
+    assert stack.shape == (4, 15, 15) and np.allclose(stack.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    k = load_kernel(os.path.join(bsds, "kernels.npy"), index=3)
+    assert np.array_equal(k, stack[3].astype(np.float32) / stack[3].sum())
+    # a motion blur: the longest kernel spreads over many pixels, unlike a delta
+    assert (k > 1e-3).sum() >= 13 and k.max() < 0.2
+
+
 def test_dataset_contract(bsds):
     assert "GaussianNoiseFolder" in DATASETS
     ds = build_dataset({"type": "GaussianNoiseFolder", "root": bsds, "split": "train", "patch_size": 48,

@@ -360,9 +360,15 @@ def _bsds_crops(seed, count):
         yield np.ascontiguousarray(img[top:top + ch, left:left + cw])
 
 
+BSDS_KERNELS = ((7, 0.0), (9, 45.0), (11, 100.0), (13, 150.0))  # (length, angle) of the motion-blur kernels
+
+
 def make_bsds(out_root, seed=0):
-    """``out_root/BSDS300/images/{train,test}/*.jpg``: 12 + 8 clean photographs in the BSDS300 layout."""
+    """``out_root/BSDS300/images/{train,test}/*.jpg``: 12 + 8 clean photographs in the BSDS300 layout, and
+    ``BSDS300/kernels.npy``: four 15 x 15 linear motion-blur kernels (a [4, 15, 15] stack) for DMSP deblurring."""
     import cv2
+
+    from .dmsp_restore import motion_kernel
 
     final = os.path.join(out_root, "BSDS300")
     crops = _bsds_crops(seed, BSDS_TRAIN + BSDS_TEST)
@@ -377,7 +383,9 @@ def make_bsds(out_root, seed=0):
                     raise RuntimeError("JPEG encoding failed")
                 with open(os.path.join(folder, f"{first + i}.jpg"), "wb") as f:
                     f.write(buf.tobytes())
-    return f"{final}: images/train {BSDS_TRAIN}, images/test {BSDS_TEST} (clean JPEGs, BSDS300 layout)"
+        np.save(os.path.join(tmp, "kernels.npy"), np.stack([motion_kernel(n, a, 15) for n, a in BSDS_KERNELS]))
+    return (f"{final}: images/train {BSDS_TRAIN}, images/test {BSDS_TEST} (clean JPEGs, BSDS300 layout), "
+            f"kernels.npy ({len(BSDS_KERNELS)} motion blurs)")
 
 
 LITE_TASKS["bsds"] = make_bsds
