@@ -2,6 +2,7 @@
 
     python infer.py --model-dir output/inference --img-path noisy/ --clean-dir clean/ --benchmark True
     python infer.py --model-dir output/inference --backend onnx --img-path photo.png --tile 512
+    python infer.py --model-dir output/inference --device npu:0 --precision fp16    # GPU: --device gpu --use-tensorrt
 
 Without --img-path it restores a built-in test image (a noisy crop of scikit-image's astronaut photograph).
 The Paddle configuration follows the files in --model-dir: inference.pdmodel runs the fast oneDNN
@@ -18,6 +19,7 @@ from utils.cli import quiet_paddle, run_main  # noqa: E402
 quiet_paddle()
 from utils import inference as inf  # noqa: E402
 from utils.benchmark_log import make_auto_logger  # noqa: E402
+from utils.inference_devices import add_device_arguments, tensorrt_options  # noqa: E402
 from utils.restoration import array_item, collect_items, restore_items, summary_lines  # noqa: E402
 
 
@@ -28,12 +30,12 @@ def parse_args(argv):
                    dest="img_path", help="image file, folder or glob (default: the built-in test image)")
     p.add_argument("--clean-dir", "--clean_dir", "--gt", dest="gt", help="ground truth file or folder (PSNR/SSIM)")
     p.add_argument("--backend", choices=("paddle", "onnx"), default="paddle")
-    p.add_argument("--device", help="auto | cpu | gpu[:id] | npu[:id] | <custom>[:id] (default: auto)")
-    p.add_argument("--use-gpu", "--use_gpu", type=inf.str2bool, default=None, help="True = gpu, False = cpu")
+    add_device_arguments(p)  # --device, --use-gpu, --use-npu, --use-tensorrt, --trt-max-side
     p.add_argument("--enable-mkldnn", "--enable_mkldnn", type=inf.str2bool, default=True, help="oneDNN on CPU")
     p.add_argument("--cpu-threads", "--cpu_threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8", "bf16"), default="fp32",
-                   help="fp16: GPU/custom devices; int8: a tools/quantize.py model; bf16: CPUs with AMX/AVX512-BF16")
+                   help="fp16: GPU/NPU/custom devices; int8: a tools/quantize.py model (CPU); bf16: CPUs with "
+                   "AMX/AVX512-BF16")
     p.add_argument("--batch-size", "--batch_size", type=int, default=1)
     p.add_argument("--benchmark", type=inf.str2bool, nargs="?", const=True, default=False,
                    help="print the auto_log timing report")
@@ -46,9 +48,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = inf.infer_device(args.device, args.use_gpu)
+    device = inf.infer_device(args.device, args.use_gpu, args.use_npu)
     runner = inf.make_runner(args.backend, args.model_dir, device, args.cpu_threads, args.enable_mkldnn,
-                             args.precision)
+                             args.precision, tensorrt_options(args))
     print(runner.description)
     meta = inf.read_meta(args.model_dir if os.path.isdir(args.model_dir) else os.path.dirname(args.model_dir))
     if args.img_path:

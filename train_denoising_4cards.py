@@ -8,7 +8,8 @@
 
 Each stage's global batch is split evenly across the cards; gradients are averaged, so every card holds the
 same weights, and only the first card writes logs and checkpoints.  With several machines, output.model_dir
-must be on a shared file system for --resume.
+must be on a shared file system for --resume.  Environment variables (NCCL / HCCL), AMP and 2-machine commands:
+docs/devices.md.
 """
 import os
 import sys

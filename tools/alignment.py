@@ -4,6 +4,7 @@
     python tools/alignment.py record --backend paddle --model-dir output/inference --out align/static.npy
     python tools/alignment.py record --backend onnx --model-dir output/inference --out align/onnx.npy
     python tools/alignment.py compare align/dygraph.npy align/static.npy --threshold 1e-5
+    python tools/alignment.py record --backend paddle --model-dir output/inference --device npu --out align/npu.npy
 
 compare exits with status 1 when a difference is above the threshold.
 """
@@ -13,11 +14,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.cli import quiet_paddle, run_main  # noqa: E402
+from utils.cli import add_device_argument, quiet_paddle, run_main  # noqa: E402
 
 quiet_paddle()
 from utils import alignment  # noqa: E402
-from utils.inference import DygraphRunner, build_from_weights, make_runner  # noqa: E402
+from utils.device import set_device  # noqa: E402
+from utils.inference import DygraphRunner, build_from_weights, infer_device, make_runner  # noqa: E402
 
 
 def main(argv=None):
@@ -30,6 +32,7 @@ def main(argv=None):
     r.add_argument("--model-dir", help="exported model folder (paddle, onnx)")
     r.add_argument("--sizes", default="64x64,61x97,33x31", help="HxW list (default: %(default)s)")
     r.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_device_argument(r, default="cpu")
     r.add_argument("--out", required=True, help="record file (.npy)")
     c = sub.add_parser("compare", help="compare two records")
     c.add_argument("a")
@@ -51,11 +54,12 @@ def main(argv=None):
     if args.backend == "dygraph":
         if not args.weights:
             p.error("record --backend dygraph needs --weights")
-        run = DygraphRunner(build_from_weights(args.weights, args.config)[0])
+        device = set_device(args.device)
+        run = DygraphRunner(build_from_weights(args.weights, args.config)[0], device)
     else:
         if not args.model_dir:
             p.error(f"record --backend {args.backend} needs --model-dir")
-        run = make_runner(args.backend, args.model_dir, "cpu", args.threads)
+        run = make_runner(args.backend, args.model_dir, infer_device(args.device), args.threads)
     path = alignment.save_record(args.out, alignment.record(run, sizes))
     print(f"recorded {len(sizes)} output(s) with {getattr(run, 'description', args.backend)} into {path}")
     return path

@@ -27,7 +27,7 @@ Config schema (every section is checked; unknown keys are refused, missing ones 
                                   # validation and written as model_latest / model_best)
       mixup: {enable: false, beta: 1.2, use_identity: true}    # official "mixing_augs"; use_identity: on half
                                                                # of the iterations only
-      amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU only
+      amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU; utils/amp.py
     val:
       freq: 1000                  # validate every N iterations and at the end
       metric: psnr                # psnr | ssim: which one picks model_best
@@ -68,10 +68,11 @@ from paddle.base.unique_name import UniqueNameGenerator
 from dataloaders import DatasetError, build_dataset
 from networks import build_network, from_network_space, primary_output, to_network_space
 
+from .amp import amp_plan, check_amp_config
 from .checkpoint import save_weights
 from .cli import UserError
 from .config import ConfigError, check_keys, dump_config
-from .device import device_type, set_device
+from .device import device_type, is_custom, set_device
 from .fileio import atomic_paddle_save, atomic_write_text
 from .losses import build_loss
 from .metrics import psnr, ssim
@@ -156,8 +157,7 @@ def resolve_config(cfg):
     check_keys({k: v for k, v in opt.items() if k != "type"}, OPTIMIZER_KEYS[opt["type"]], "train.optimizer")
     if not isinstance(opt.get("lr"), (int, float)) or opt["lr"] <= 0:
         raise ConfigError(f"train.optimizer.lr must be a positive number, got {opt.get('lr')!r}")
-    if train["amp"]["level"] not in ("O1", "O2") or train["amp"]["dtype"] not in ("float16", "bfloat16"):
-        raise ConfigError("train.amp.level must be O1 or O2 and train.amp.dtype float16 or bfloat16")
+    train["amp"] = check_amp_config(train["amp"])
     if not 0 <= float(train["ema_decay"]) < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {train['ema_decay']}")
     if cfg["val"]["metric"] not in ("psnr", "ssim"):
@@ -323,6 +323,13 @@ def _world():
     return paddle.distributed.get_world_size(), paddle.distributed.get_rank()
 
 
+def _amp_dtype_supported(dtype, device):
+    """bfloat16 needs compute capability 8.0+ on NVIDIA GPUs; other devices are left to their plugin."""
+    if device_type(device) != "gpu" or dtype != "bfloat16":
+        return True
+    return bool(paddle.amp.is_bfloat16_supported(device))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Trainer
 # ---------------------------------------------------------------------------------------------------------------
@@ -391,18 +398,18 @@ class Trainer:
             raise DatasetError(f"data.{split}: {exc}") from None
 
     def _setup_amp(self):
-        amp = self.cfg["train"]["amp"]
-        self.amp = bool(amp["enable"]) and device_type(self.device) != "cpu"
-        self.scaler = None
-        if amp["enable"] and not self.amp:
-            self.log.warning("AMP needs a GPU or NPU; training in float32 on the CPU")
-        if not self.amp:
-            return
-        if amp["level"] == "O2":
+        """utils/amp.py: O2 casts the weights and keeps float32 master weights; float16 gets a dynamic scaler."""
+        plan = amp_plan(self.cfg["train"]["amp"], self.device, _amp_dtype_supported)
+        self.amp, self.scaler = plan["enable"], None
+        if plan["warning"]:
+            self.log.warning(plan["warning"])
+        if plan["decorate"]:
             self.net, self.optimizer = paddle.amp.decorate(models=self.net, optimizers=self.optimizer, level="O2",
-                                                           dtype=amp["dtype"], save_dtype="float32")
-        if amp["dtype"] == "float16":
-            self.scaler = paddle.amp.GradScaler(init_loss_scaling=float(amp["init_loss_scaling"]))
+                                                           dtype=plan["dtype"], master_weight=plan["master_weight"],
+                                                           save_dtype="float32")
+        if plan["scaler"]:
+            self.scaler = paddle.amp.GradScaler(init_loss_scaling=plan["init_loss_scaling"],
+                                                use_dynamic_loss_scaling=True)
 
     def _autocast(self, level=None):
         amp = self.cfg["train"]["amp"]
@@ -530,11 +537,15 @@ class Trainer:
         for b_ema, b in zip(self.ema_net.buffers(), self.net.buffers()):
             b_ema.set_value(b.astype(b_ema.dtype))
 
+    def _collective_dtype(self):
+        """float64 for the logged sums, except on custom devices: HCCL (Ascend) reduces no float64."""
+        return np.float32 if is_custom(self.device) else np.float64
+
     def _reduce(self, values):
         """Sum a list of floats over cards."""
         if self.world == 1:
             return list(values)
-        t = paddle.to_tensor(np.asarray(values, dtype=np.float64))
+        t = paddle.to_tensor(np.asarray(values, dtype=self._collective_dtype()))
         paddle.distributed.all_reduce(t)
         return t.numpy().tolist()
 
@@ -756,7 +767,7 @@ class Trainer:
         for p in self.net.parameters():
             v = p.numpy().astype(np.float64).ravel()
             stats += [v.sum(), (v * v).sum(), (v * np.arange(1, v.size + 1) / v.size).sum()]
-        local = paddle.to_tensor(np.asarray(stats))
+        local = paddle.to_tensor(np.asarray(stats, dtype=self._collective_dtype()))
         gathered = []
         paddle.distributed.all_gather(gathered, local)
         diff = max(float(np.abs(g.numpy() - gathered[0].numpy()).max()) for g in gathered)

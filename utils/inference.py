@@ -12,6 +12,7 @@ Paddle Inference configuration (Paddle 3.3.1, CPU), chosen from the files presen
 - ``inference.json`` (PIR program): oneDNN with ``conv_activation_onednn_fuse_pass`` and
   ``onednn_placement_pass`` deleted; the default PIR configuration crashes on Conv + LeakyReLU and on
   interpolation in 3.3.1, and ``enable_memory_optim`` raises on this format.
+GPUs (optionally with TensorRT) and custom devices such as Ascend NPUs: utils/inference_devices.py.
 """
 import os
 
@@ -22,6 +23,7 @@ from networks import from_network_space, primary_output, to_network_space
 
 from .cli import UserError
 from .image_io import ImageError
+from .inference_devices import configure_accelerator, legacy_device, trt_on
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, TilePlan, tiled_run
 
 META_FILE = "inference.yml"
@@ -171,8 +173,9 @@ def _check_program(fmt, path):
         raise UserError(f"{path} is not a valid exported program (corrupt or truncated); export it again")
 
 
-def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32"):
-    """A Paddle Inference ``Config`` for the exported model and a one-line description of what runs."""
+def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
+    """A Paddle Inference ``Config`` for the exported model and a one-line description of what runs.
+    GPUs and custom devices (and ``tensorrt``, a TensorRTOptions) are set up by utils/inference_devices.py."""
     from paddle import inference
 
     from .device import resolve_device
@@ -180,21 +183,16 @@ def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, 
     fmt, program, params = find_program(model_dir)
     device = resolve_device(device)
     kind, _, idx = device.partition(":")
-    idx = int(idx or 0)
     config = inference.Config(program, params)
-    precisions = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half}
     label = "legacy program" if fmt == "pdmodel" else "PIR program"
     where = f"{label} {os.path.basename(program)} on {device}"
-    if kind == "cpu":
+    if kind != "cpu":
+        what = f"{where}: " + configure_accelerator(config, kind, idx, precision, tensorrt, fmt, program,
+                                                    int(read_meta(model_dir).get("size_multiple", 1)))
+    elif trt_on(tensorrt):
+        raise UserError("TensorRT runs on NVIDIA GPUs only: pass --device gpu, or drop --use-tensorrt")
+    else:
         return config, cpu_config(config, model_dir, fmt, where, threads, enable_mkldnn, precision)
-    if precision not in precisions:
-        raise UserError(f"precision {precision} is not supported on {kind} (supported: fp32, fp16)")
-    if kind == "gpu":
-        config.enable_use_gpu(256, idx, precisions[precision])
-        what = f"{where}, {precision}"
-    elif kind != "cpu":
-        config.enable_custom_device(kind, idx, precisions[precision])
-        what = f"{where}, {precision}"
     if fmt == "pdmodel":  # keeps peak memory near PyTorch's; raises on the PIR format in 3.3.1
         config.enable_memory_optim()
     config.disable_glog_info()
@@ -270,10 +268,11 @@ def cpu_name():
 class PaddleRunner:
     """Runner on an exported static graph with Paddle Inference."""
 
-    def __init__(self, model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32"):
+    def __init__(self, model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
         from paddle import inference
 
-        self.config, what = predictor_config(model_dir, device, threads, enable_mkldnn, precision)
+        self.config, what = predictor_config(model_dir, device, threads, enable_mkldnn, precision, tensorrt)
+        self.shape_check = tensorrt.check if trt_on(tensorrt) else None
         self.description = f"Paddle Inference: {what}"
         try:
             self.predictor = inference.create_predictor(self.config)
@@ -286,6 +285,8 @@ class PaddleRunner:
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.shape_check:
+            self.shape_check(batch.shape)
         self.input.reshape(list(batch.shape))
         self.input.copy_from_cpu(batch)
         self.predictor.run()
@@ -333,13 +334,14 @@ class OnnxRunner:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
 
-def make_runner(backend, model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32"):
+def make_runner(backend, model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
     if backend == "onnx":
-        if precision != "fp32":
-            raise UserError(f"the ONNX backend runs fp32 only, not {precision}")
+        if precision != "fp32" or trt_on(tensorrt):
+            raise UserError(f"the ONNX backend runs fp32 only, without TensorRT (asked: {precision}"
+                            f"{', TensorRT' if trt_on(tensorrt) else ''})")
         return OnnxRunner(model_dir, device, threads)
     if backend == "paddle":
-        return PaddleRunner(model_dir, device, threads, enable_mkldnn, precision)
+        return PaddleRunner(model_dir, device, threads, enable_mkldnn, precision, tensorrt)
     raise UserError(f"unknown backend {backend!r} (paddle or onnx)")
 
 
@@ -406,8 +408,8 @@ def save_reprod_log(path, outputs, records=()):
     return path
 
 
-def infer_device(device=None, use_gpu=None):
-    """--device wins; else TIPC's --use-gpu True/False; else auto.  Checked against this Paddle build."""
+def infer_device(device=None, use_gpu=None, use_npu=None):
+    """--device wins; else TIPC's --use-gpu / --use-npu True/False; else auto.  Checked against this Paddle build."""
     from .device import resolve_device
 
-    return resolve_device(device or {True: "gpu", False: "cpu"}.get(use_gpu, "auto"))
+    return resolve_device(legacy_device(device, use_gpu, use_npu))
