@@ -87,6 +87,16 @@ def test_int8_and_precision_mismatches_are_refused(int8_model, tmp_path, capsys)
                                                                       fp32, "--save-dir", str(tmp_path / "q")])
 
 
+def test_int8_warns_on_cpus_without_int8_dot_products(int8_model, monkeypatch):
+    _, _, int8 = int8_model
+    monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, False))
+    _, what = predictor_config(int8, "cpu", 2, True, "int8")
+    assert "INT8 kernels" in what and "no AVX512-VNNI / AMX-INT8" in what and "\n" not in what
+    monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, True))
+    _, what = predictor_config(int8, "cpu", 2, True, "int8")
+    assert "INT8 kernels" in what and "warning" not in what
+
+
 def test_quantize_refuses_pir_program(tmp_path, capsys):
     weights, _ = _weights(str(tmp_path))
     pir = str(tmp_path / "pir")

@@ -240,6 +240,9 @@ def cpu_config(config, model_dir, fmt, where, threads=None, enable_mkldnn=True, 
             config.enable_mkldnn_bfloat16()
         what = (f"{where}, oneDNN{extra} + memory optimisation, {threads} threads (fast CPU configuration"
                 f"{', ' + precision if precision != 'fp32' else ''})")
+        if precision == "int8" and not cpu_instructions()[1]:
+            what += (f"; warning: this CPU ({cpu_name()}) has no AVX512-VNNI / AMX-INT8, where oneDNN INT8 runs "
+                     "many times slower than fp32 (fp32 is the fast choice here)")
     else:
         config.enable_mkldnn()
         for name in ONEDNN_UNSAFE_PASSES:
