@@ -4,7 +4,7 @@
         --size 256 256 --repeat 5 --threads 2 --json output/benchmark.json --markdown output/benchmark.md
     python tools/benchmark.py --tiled-memory --backends inference   # 4000 x 3000 image, tiles 512 / overlap 32
     python tools/benchmark.py --models MIRNet_v2 --backends train   # first progressive stage on the lite data
-    python tools/benchmark.py --from-json output/benchmark.json --markdown -   # table from saved records
+    python tools/benchmark.py --from-json a.json b.json --markdown -   # one table from saved records
 
 Random weights; each measurement runs in its own process (peak_rss_mb is that process's peak resident
 memory).  Backends that cannot run here (e.g. bf16 without AMX / AVX512-BF16) give a record with an error.
@@ -55,14 +55,13 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=None, help="seconds per measurement")
     p.add_argument("--json", help="write the records to this file")
     p.add_argument("--markdown", help="write a Markdown table of the records to this file (- = print)")
-    p.add_argument("--from-json", help="read records from this file instead of measuring")
+    p.add_argument("--from-json", nargs="+", help="read records from these files instead of measuring")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return bm.worker(json.loads(args.worker))
     if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            records = json.load(f)
+        records = bm.read_records(args.from_json)
     else:
         from networks import NETWORKS
 

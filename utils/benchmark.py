@@ -295,6 +295,23 @@ def table(records):
     return "\n".join("  ".join(str(c).ljust(wd) for c, wd in zip(row, widths)).rstrip() for row in rows)
 
 
+def read_records(paths):
+    """Records of one or more JSON files written by ``--json``, in order."""
+    from .cli import UserError
+
+    records = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read benchmark records from {path}: {exc}") from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) and "model" in r for r in data):
+            raise UserError(f"{path} is not a list of benchmark records (write one with --json)")
+        records.extend(data)
+    return records
+
+
 def describe_machine(m):
     flags = ", ".join(m.get("flags") or []) or "none of the flags checked"
     return (f"{m.get('cpu', 'unknown CPU')}, {m.get('cores')} cores available (SIMD: {flags}), Python "
