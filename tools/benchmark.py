@@ -22,19 +22,8 @@ from utils.cli import UserError, quiet_paddle, run_main  # noqa: E402
 
 quiet_paddle()
 from utils import benchmark as bm  # noqa: E402
-from utils.config import parse_value  # noqa: E402
+from utils.config import model_overrides  # noqa: E402
 from utils.fileio import atomic_write_text  # noqa: E402
-
-
-def parse_overrides(items, models):
-    out = {m: {} for m in models}
-    for item in items:
-        key, eq, value = item.partition("=")
-        model, dot, arg = key.partition(".")
-        if not (eq and dot and model in out):
-            raise UserError(f"override {item!r} must look like MODEL.key=value with MODEL one of {', '.join(models)}")
-        out[model][arg] = parse_value(value)
-    return out
 
 
 def main(argv=None):
@@ -74,7 +63,7 @@ def main(argv=None):
         base = {"height": args.size[0], "width": args.size[1], "threads": args.threads, "repeat": args.repeat,
                 "warmup": args.warmup, "tile": args.tile, "tile_overlap": args.tile_overlap,
                 "train_batch": args.train_batch, "num_workers": args.num_workers, "train_data": args.train_data}
-        records = bm.run_all(models, args.backends, base, parse_overrides(args.override, models),
+        records = bm.run_all(models, args.backends, base, model_overrides(args.override, models),
                              os.path.abspath(__file__), os.path.join(ROOT, "export_model.py"), args.timeout,
                              echo=lambda line: print(line, flush=True))
         print(f"machine: {bm.describe_machine(records[0]['machine'])}" if records else "no records")

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.cli import UserError, quiet_paddle, run_main  # noqa: E402
 
 quiet_paddle()
-from utils.config import parse_value  # noqa: E402
+from utils.config import model_overrides  # noqa: E402
 from utils.fileio import atomic_write_text  # noqa: E402
 from utils.model_card import card_table, model_card  # noqa: E402
 
@@ -40,13 +40,7 @@ def main(argv=None):
     unknown = [m for m in models if m not in NETWORKS]
     if unknown:
         raise UserError(f"unknown model(s) {unknown}; registered: {', '.join(sorted(NETWORKS))}")
-    cfgs = {m: {"name": m} for m in models}
-    for item in args.override:
-        key, eq, value = item.partition("=")
-        model, dot, arg = key.partition(".")
-        if not (eq and dot and model in cfgs):
-            raise UserError(f"override {item!r} must look like MODEL.key=value with MODEL one of {', '.join(models)}")
-        cfgs[model][arg] = parse_value(value)
+    cfgs = {m: {"name": m, **args_} for m, args_ in model_overrides(args.override, models).items()}
     cards = []
     for m in models:
         try:
