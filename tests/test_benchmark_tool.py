@@ -52,3 +52,10 @@ def test_markdown_from_several_json_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_main(benchmark.main, ["--from-json", str(bad)])
     assert "is not a list of benchmark records" in capsys.readouterr().err
+
+
+def test_time_limit_gives_error_record_with_memory(capsys):
+    (rec,) = benchmark.main(["--models", "MIRNet_v2", "-o", "MIRNet_v2.n_feat=16", "-o", "MIRNet_v2.n_MRB=1",
+                             "--backends", "dygraph", "--size", "24", "20", "--timeout", "0.5"])
+    assert "time limit" in rec["error"] and rec["median_s"] is None and rec["peak_rss_mb"] > 0
+    assert "time limit" in capsys.readouterr().out

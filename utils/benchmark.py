@@ -115,12 +115,13 @@ def measure(spec, script, timeout=None):
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([sys.executable, script, "--worker", json.dumps(spec)], stdout=out,
                                 stderr=subprocess.STDOUT, env=env, text=True)
-        start = time.time()
+        start, timed_out = time.time(), False
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if timeout and time.time() - start > timeout:
+                timed_out = True
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
@@ -133,6 +134,8 @@ def measure(spec, script, timeout=None):
     lines = [ln for ln in text.splitlines() if ln.startswith(RESULT_PREFIX)]
     if lines:
         record.update(json.loads(lines[-1][len(RESULT_PREFIX):]))
+    elif timed_out:
+        record["error"] = f"stopped at the {timeout:g} s time limit (peak_rss_mb covers the part that ran)"
     else:
         tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [f"exit status {proc.returncode}"]
         record["error"] = f"worker failed (exit {proc.returncode}): {tail[0][:300]}"
