@@ -36,7 +36,9 @@ def parse_args(argv):
     add_device_arguments(p)  # --device, --use-gpu, --use-npu, --use-tensorrt, --trt-max-side
     p.add_argument("--enable-mkldnn", "--enable_mkldnn", type=inf.str2bool, default=True, help="oneDNN on CPU")
     p.add_argument("--cpu-threads", "--cpu_threads", type=int, default=None, help="CPU threads (default: all)")
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16 on GPU/NPU/custom devices")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8", "bf16"), default="fp32",
+                   help="fp16: GPU/NPU/custom devices; int8: a tools/quantize.py model (CPU); bf16: CPUs with "
+                   "AMX/AVX512-BF16")
     p.add_argument("--batch-size", "--batch_size", type=int, default=1)
     p.add_argument("--benchmark", type=inf.str2bool, nargs="?", const=True, default=False,
                    help="print the auto_log timing report")

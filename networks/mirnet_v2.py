@@ -3,13 +3,22 @@
 Attribute names follow the official state-dict keys, so official weights load as a plain copy.
 Differences from the official model, none of which changes its weights or its output on sizes it
 accepts: any height and width (edge padding to a multiple of 4, cropped back), and export-friendly
-ops (``paddle.add_n`` for branch sums, ``@`` for the context product).
+ops that also run fast under oneDNN (``+`` for branch sums, global average pooling for the means and the
+context sum).
 """
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
 from .common import pad_to_multiple, torch_default_init
+
+
+def _add(tensors):
+    """Sum of same-shaped tensors with ``+`` (element-wise adds run in oneDNN; ``paddle.add_n`` does not)."""
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = out + t
+    return out
 
 
 def _conv(cin, cout, k, bias, groups=1):
@@ -26,9 +35,9 @@ class SKFF(nn.Layer):
         self.fcs = nn.LayerList([_conv(d, in_channels, 1, bias) for _ in range(height)])
 
     def forward(self, feats):
-        z = self.conv_du(paddle.add_n(feats).mean(axis=[2, 3], keepdim=True))
+        z = self.conv_du(F.adaptive_avg_pool2d(_add(feats), 1))
         att = F.softmax(paddle.stack([fc(z) for fc in self.fcs]), axis=0)
-        return paddle.add_n([f * a for f, a in zip(feats, paddle.unbind(att, axis=0))])
+        return _add([f * a for f, a in zip(feats, paddle.unbind(att, axis=0))])
 
 
 class ContextBlock(nn.Layer):
@@ -41,8 +50,12 @@ class ContextBlock(nn.Layer):
             _conv(n_feat, n_feat, 1, bias), nn.LeakyReLU(0.2), _conv(n_feat, n_feat, 1, bias))
 
     def forward(self, x):
-        mask = F.softmax(self.conv_mask(x).reshape([0, 1, -1]), axis=-1).reshape([0, -1, 1])
-        context = (x.reshape([0, 0, -1]) @ mask).unsqueeze(-1)  # [N, C, 1, 1]
+        h, w = x.shape[2], x.shape[3]
+        logits = self.conv_mask(x)  # [N, 1, H, W]
+        mask = F.softmax(logits.reshape([0, 1, -1]), axis=-1).reshape([0, 1, h, w])
+        # sum over pixels of x * mask, as a global average pool times H * W: stays in oneDNN's blocked
+        # layout (the official reshape + matmul reorders the whole feature map)
+        context = F.adaptive_avg_pool2d(x * mask, 1) * (h * w)  # [N, C, 1, 1]
         return x + self.channel_add_conv(context)
 
 

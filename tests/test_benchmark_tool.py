@@ -1,8 +1,11 @@
 """tools/benchmark.py: records and JSON schema on a tiny model; a backend that cannot run gives an error record."""
 import json
 
+import pytest
+
 from tools import benchmark
 from utils.benchmark import RECORD_KEYS
+from utils.cli import run_main
 
 
 def test_benchmark_records_and_json(tmp_path, capsys):
@@ -20,3 +23,39 @@ def test_benchmark_records_and_json(tmp_path, capsys):
     assert ok["tile"] == 16 and ok["machine"]["cores"] >= 1
     assert set(RECORD_KEYS) <= set(bad) and "no_such_backend" in bad["error"] and bad["median_s"] is None
     assert "peak_rss_mb" in capsys.readouterr().out
+
+
+def _record(model, backend, **extra):
+    rec = {"model": model, "backend": backend, "precision": "fp32", "height": 64, "width": 48, "threads": 2,
+           "median_s": 0.5, "min_s": 0.4, "load_s": 1.0, "peak_rss_mb": 300.0, "mpix_per_s": 0.006,
+           "device": "Paddle Inference: x", "machine": {"cpu": "Test CPU", "cores": 2, "flags": ["avx2"],
+                                                        "python": "3", "paddle": "3.3.1"}}
+    rec.update(extra)
+    return rec
+
+
+def test_markdown_from_several_json_files(tmp_path, capsys):
+    a, b, md = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "perf.md"
+    a.write_text(json.dumps([_record("MIRNet_v2", "inference")]))
+    b.write_text(json.dumps([_record("MIMOUNet", "bf16", median_s=None, error="needs a CPU with AMX"),
+                             _record("MIRNet_v2", "train", images_per_s=1.5, reader_share=0.031, batch_size=8,
+                                     patch_size=128, num_workers=8)]))
+    records = benchmark.main(["--from-json", str(a), str(b), "--markdown", str(md)])
+    assert [r["backend"] for r in records] == ["inference", "bf16", "train"]
+    text = md.read_text()
+    assert text.startswith("Measured on: Test CPU, 2 cores") and text.count("\n|") == 5  # header, rule, 3 rows
+    assert "| MIRNet_v2 | inference | fp32 | 64 x 48 | 2 | 0.5 | 0.4 | 0.006 |" in text
+    assert "needs a CPU with AMX" in text and "reader 3.1 % of each iteration" in text
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"model": 1}')
+    with pytest.raises(SystemExit):
+        run_main(benchmark.main, ["--from-json", str(bad)])
+    assert "is not a list of benchmark records" in capsys.readouterr().err
+
+
+def test_time_limit_gives_error_record_with_memory(capsys):
+    (rec,) = benchmark.main(["--models", "MIRNet_v2", "-o", "MIRNet_v2.n_feat=16", "-o", "MIRNet_v2.n_MRB=1",
+                             "--backends", "dygraph", "--size", "24", "20", "--timeout", "0.5"])
+    assert "time limit" in rec["error"] and rec["median_s"] is None and rec["peak_rss_mb"] > 0
+    assert "time limit" in capsys.readouterr().out

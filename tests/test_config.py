@@ -73,3 +73,13 @@ def test_parse_value():
     assert parse_value("1e-6") == pytest.approx(1e-6)
     assert parse_value("true") is True and parse_value("null") is None
     assert parse_value("./data/x") == "./data/x"
+
+
+def test_model_overrides_per_model():
+    from utils.config import model_overrides
+
+    got = model_overrides(["A.n_feat=16", "B.scale=1.5e-1", "A.bias=true"], ["A", "B", "C"])
+    assert got == {"A": {"n_feat": 16, "bias": True}, "B": {"scale": 0.15}, "C": {}}
+    for bad in ("n_feat=16", "D.n_feat=16", "A.n_feat", "A.=3"):
+        with pytest.raises(ConfigError, match="must look like MODEL.key=value"):
+            model_overrides([bad], ["A", "B", "C"])

@@ -1,17 +1,21 @@
-"""Inference benchmark: latency, load time and peak memory per model and backend, each in its own process.
+"""Benchmark: latency, load time and peak memory per model and backend, each in its own process.
 
-The parent prepares random-weight models (and their exports, untimed), then runs every (model, backend)
-measurement in a fresh interpreter (``tools/benchmark.py --worker SPEC``) and reads that child's peak
-resident memory from ``os.wait4``.  A worker restores a random image of the requested size ``warmup`` times
-untimed, then ``repeat`` times timed (tiled when a tile size is given).  Backends:
+The parent prepares random-weight models (and their exports and INT8 model, untimed), then runs every
+(model, backend) measurement in a fresh interpreter (``tools/benchmark.py --worker SPEC``) and reads that
+child's peak resident memory from ``os.wait4``.  A worker restores a random image of the requested size
+``warmup`` times untimed, then ``repeat`` times timed (tiled when a tile size is given).  Backends:
 
 - ``dygraph``: the network in Paddle dygraph (what predict.py runs);
 - ``inference``: the exported static graph under Paddle Inference with infer.py's default CPU configuration;
-- ``onnx``: ONNX Runtime on the paddle2onnx model.
+- ``onnx``: ONNX Runtime on the paddle2onnx model;
+- ``int8``: the tools/quantize.py model (post-training quantisation) with oneDNN INT8 kernels;
+- ``bf16``: the exported graph with oneDNN bfloat16 kernels (refused on CPUs without AVX512-BF16 / AMX);
+- ``train``: training throughput of the model's first progressive stage (images/s and the share of each
+  iteration spent waiting for data), with the training engine on the lite data set.
 
-Other backend names produce a record with an ``error`` string.  Records are dicts with the keys in
+A backend that cannot run gives a record with an ``error`` string.  Records are dicts with the keys in
 ``RECORD_KEYS`` (plus ``tile``, ``tile_overlap``, ``repeat``, ``mpix_per_s``, ``device``, ``error``,
-``machine``).
+``machine``; training records add ``images_per_s``, ``reader_share``, ``batch_size``, ``num_workers``).
 """
 import json
 import os
@@ -24,7 +28,12 @@ import time
 
 RECORD_KEYS = ("model", "backend", "precision", "height", "width", "threads", "median_s", "min_s", "load_s",
                "peak_rss_mb")
-BACKENDS = ("dygraph", "inference", "onnx")
+BACKENDS = ("dygraph", "inference", "onnx", "int8", "bf16", "train")
+PRECISION = {"int8": "int8", "bf16": "bf16"}
+EXPORTED = ("inference", "onnx", "int8", "bf16")
+# the recipe whose first progressive stage the ``train`` backend runs, and the lite data it trains on
+TRAIN_RECIPES = {"MIRNet_v2": "training_1card.yml"}
+LITE_TRAIN_DATA = "data/lite/SIDD_patches/train_mini"
 RESULT_PREFIX = "BENCHMARK_RESULT "
 
 
@@ -69,14 +78,35 @@ def prepare(model, overrides, folder, backends, script):
     with open(os.path.join(folder, "config.yml"), "w", encoding="utf-8") as f:
         yaml.safe_dump({"network": cfg}, f)
     errors = {b: None for b in backends}
-    if {"inference", "onnx"} & set(backends):
+    env = dict(os.environ, FLAGS_enable_pir_api="0")
+    if set(EXPORTED) & set(backends):
         cmd = [sys.executable, script, "--weights", os.path.join(folder, "weights.pdparams"),
                "--save-inference-dir", os.path.join(folder, "inference")] + (["--onnx"] if "onnx" in backends else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, FLAGS_enable_pir_api="0"))
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode:
             last = (res.stderr.strip().splitlines() or ["export failed"])[-1]
-            errors.update({b: f"export failed: {last}" for b in ("inference", "onnx") if b in errors})
+            errors.update({b: f"export failed: {last}" for b in EXPORTED if b in errors})
+    if "int8" in backends and not errors["int8"]:
+        errors["int8"] = _quantize(folder, os.path.join(os.path.dirname(script), "tools", "quantize.py"), env)
     return errors
+
+
+def _quantize(folder, script, env, images=2, size=64):
+    """INT8 model of ``folder``/inference in ``folder``/inference_int8, calibrated on built-in photo crops (enough
+    for timing; tools/quantize.py on real data for deployment).  Returns an error string or None."""
+    from .image_io import ImageInfo, write_image
+    from .inference import default_image
+
+    calib = os.path.join(folder, "calib")
+    os.makedirs(calib, exist_ok=True)
+    for k in range(images):
+        write_image(os.path.join(calib, f"{k}.png"), default_image(size, seed=k)[0], ImageInfo())
+    res = subprocess.run([sys.executable, script, "--model-dir", os.path.join(folder, "inference"), "--calib-dir",
+                          calib, "--save-dir", os.path.join(folder, "inference_int8"), "--crop", "0"],
+                         capture_output=True, text=True, env=env)
+    if res.returncode:
+        return "quantisation failed: " + ((res.stderr.strip().splitlines() or ["no output"])[-1])[:300]
+    return None
 
 
 def measure(spec, script, timeout=None):
@@ -85,12 +115,13 @@ def measure(spec, script, timeout=None):
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([sys.executable, script, "--worker", json.dumps(spec)], stdout=out,
                                 stderr=subprocess.STDOUT, env=env, text=True)
-        start = time.time()
+        start, timed_out = time.time(), False
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if timeout and time.time() - start > timeout:
+                timed_out = True
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
@@ -103,6 +134,8 @@ def measure(spec, script, timeout=None):
     lines = [ln for ln in text.splitlines() if ln.startswith(RESULT_PREFIX)]
     if lines:
         record.update(json.loads(lines[-1][len(RESULT_PREFIX):]))
+    elif timed_out:
+        record["error"] = f"stopped at the {timeout:g} s time limit (peak_rss_mb covers the part that ran)"
     else:
         tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [f"exit status {proc.returncode}"]
         record["error"] = f"worker failed (exit {proc.returncode}): {tail[0][:300]}"
@@ -111,7 +144,18 @@ def measure(spec, script, timeout=None):
 
 
 def worker(spec):
-    """Child side of ``measure``: time one backend and print the result line."""
+    """Child side of ``measure``: time one backend and print the result line (an ``error`` result when the
+    backend cannot run here)."""
+    from .cli import UserError
+
+    try:
+        result = train_worker(spec) if spec["backend"] == "train" else infer_worker(spec)
+    except (UserError, ImportError, RuntimeError, ValueError, OSError) as exc:
+        result = {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def infer_worker(spec):
     import numpy as np
 
     from .inference import DygraphRunner, build_from_weights, make_runner, restore
@@ -124,9 +168,11 @@ def worker(spec):
 
         paddle.set_device("cpu")
         run = DygraphRunner(build_from_weights(os.path.join(folder, "weights.pdparams"))[0])
+    elif backend == "onnx":
+        run = make_runner("onnx", os.path.join(folder, "inference"), "cpu", threads)
     else:
-        run = make_runner("paddle" if backend == "inference" else backend, os.path.join(folder, "inference"), "cpu",
-                          threads)
+        sub = "inference_int8" if backend == "int8" else "inference"
+        run = make_runner("paddle", os.path.join(folder, sub), "cpu", threads, True, PRECISION.get(backend, "fp32"))
     load_s = time.perf_counter() - t0
     h, w = spec["height"], spec["width"]
     img = np.random.RandomState(0).rand(1, 3, h, w).astype(np.float32)
@@ -134,25 +180,158 @@ def worker(spec):
                     multiple=getattr(run, "size_multiple", 1))
     for _ in range(spec["warmup"]):
         restore(run, img, plan)
-    times = []
+    times, cpu = [], []
     for _ in range(spec["repeat"]):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = restore(run, img, plan)
         times.append(time.perf_counter() - t)
-    assert out.shape == img.shape and np.isfinite(out).all(), "bad output"
+        cpu.append(time.process_time() - c)
+    if out.shape != img.shape or not np.isfinite(out).all():
+        raise ValueError(f"bad output: shape {out.shape}, finite {bool(np.isfinite(out).all())}")
     med = statistics.median(times)
-    result = {"median_s": round(med, 4), "min_s": round(min(times), 4), "load_s": round(load_s, 3),
-              "mpix_per_s": round(h * w / 1e6 / med, 4), "device": getattr(run, "description", backend)}
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return {"median_s": round(med, 4), "min_s": round(min(times), 4), "load_s": round(load_s, 3),
+            "cpu_s": round(statistics.median(cpu), 4), "mpix_per_s": round(h * w / 1e6 / med, 4),
+            "device": getattr(run, "description", backend)}
+
+
+def train_config(spec, root):
+    """Run config for the ``train`` backend: the model's recipe, first stage only, on the lite data."""
+    from .config import load_config
+
+    recipe = TRAIN_RECIPES.get(spec["model"])
+    if recipe is None:
+        raise ValueError(f"no training recipe for {spec['model']} (known: {', '.join(TRAIN_RECIPES)})")
+    data = spec.get("train_data") or os.path.join(root, LITE_TRAIN_DATA)
+    if not os.path.isdir(data):
+        raise ValueError(f"training data not found at {data} (python tools/make_lite_data.py --task sidd)")
+    cfg = load_config(os.path.join(root, recipe))
+    stage = dict(cfg["train"]["stages"][0])
+    batch = int(spec.get("train_batch") or stage.get("micro_batch") or stage["batch_size"])
+    iters = spec["warmup"] + spec["repeat"]
+    cfg["network"].update(spec.get("overrides") or {})
+    cfg["data"]["train"]["root"], cfg["data"]["val"] = data, None
+    cfg["data"]["train"].pop("cache", None)
+    if spec.get("num_workers") is not None:
+        cfg["data"]["num_workers"] = int(spec["num_workers"])
+    cfg["train"].update(stages=[{"iters": iters, "batch_size": batch, "patch_size": stage["patch_size"]}],
+                        max_iters=None, max_minutes=None)
+    cfg["train"]["scheduler"] = {"type": "ConstantLR"}
+    cfg["output"] = {"model_dir": os.path.join(spec["folder"], "train"), "log_dir": os.path.join(spec["folder"], "vdl"),
+                     "checkpoint_freq": 10 ** 9, "keep_last": 1}
+    cfg["log"] = {"print_freq": 1, "progress_bar": False, "visualdl": False}
+    return cfg, batch, stage["patch_size"]
+
+
+def train_worker(spec):
+    """Training throughput: every iteration logged; the first ``warmup`` ones are left out."""
+    import re
+
+    from .engine import Trainer
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg, batch, patch = train_config(spec, root)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, device="cpu")
+    load_s = time.perf_counter() - t0
+    trainer.fit()
+    with open(os.path.join(cfg["output"]["model_dir"], "train.log"), encoding="utf-8") as f:
+        costs = [(float(a), float(b)) for a, b in re.findall(r"avg_reader_cost: ([\d.]+) sec, avg_batch_cost: ([\d.]+)",
+                                                              f.read())][spec["warmup"]:]
+    if not costs:
+        raise ValueError("the training run logged no iterations")
+    batch_costs = [b for _, b in costs]
+    med = statistics.median(batch_costs)
+    return {"median_s": round(med, 4), "min_s": round(min(batch_costs), 4), "load_s": round(load_s, 3),
+            "images_per_s": round(batch / med, 3), "reader_share": round(sum(r for r, _ in costs) / sum(batch_costs), 4),
+            "batch_size": batch, "patch_size": patch, "num_workers": cfg["data"]["num_workers"],
+            "height": patch, "width": patch, "device": "training engine, first progressive stage, cpu"}
+
+
+def run_all(models, backends, base, overrides, script, export_script, timeout=None, echo=print):
+    """Every (model, backend) record; ``base`` holds height, width, threads, repeat, warmup, tile, tile_overlap
+    and the training options; ``overrides`` maps model -> network arguments."""
+    import tempfile
+
+    machine, records = machine_info(), []
+    for model in models:
+        with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+            errors = prepare(model, overrides.get(model, {}), folder, [b for b in backends if b in BACKENDS],
+                             export_script)
+            for backend in backends:
+                spec = {**base, "model": model, "backend": backend, "precision": PRECISION.get(backend, "fp32"),
+                        "folder": folder, "overrides": overrides.get(model, {})}
+                if backend not in BACKENDS:
+                    rec = {**{k: spec.get(k) for k in RECORD_KEYS},
+                           "error": f"backend {backend!r} is not available here (available: {', '.join(BACKENDS)})"}
+                elif errors.get(backend):
+                    rec = {**{k: spec.get(k) for k in RECORD_KEYS}, "error": errors[backend]}
+                else:
+                    rec = measure(spec, script, timeout)
+                rec["machine"] = machine
+                records.append(rec)
+                echo(f"{model} {backend}: " + ", ".join(f"{k} {rec[k]}" for k in (
+                    "median_s", "min_s", "load_s", "peak_rss_mb", "images_per_s", "reader_share")
+                    if rec.get(k) is not None) + (f" error: {rec['error']}" if rec.get("error") else ""))
+    return records
+
+
+def _note(r):
+    if r.get("error"):
+        return r["error"]
+    if r["backend"] == "train":
+        return (f"{r['images_per_s']} images/s, reader {100 * r['reader_share']:.1f} % of each iteration "
+                f"(batch {r['batch_size']}, patch {r['patch_size']}, {r['num_workers']} workers)")
+    return f"{r['mpix_per_s']} Mpixel/s" if r.get("mpix_per_s") else ""
 
 
 def table(records):
     """Plain-text table of records."""
-    head = ["model", "backend", "size", "tile", "threads", "median_s", "min_s", "load_s", "peak_rss_mb", "note"]
+    head = ["model", "backend", "precision", "size", "tile", "threads", "median_s", "min_s", "load_s", "peak_rss_mb",
+            "note"]
     rows = [head]
     for r in records:
-        rows.append([r["model"], r["backend"], f"{r['height']}x{r['width']}", str(r.get("tile") or "-"),
-                     str(r["threads"]), str(r.get("median_s", "-")), str(r.get("min_s", "-")),
-                     str(r.get("load_s", "-")), str(r.get("peak_rss_mb", "-")), r.get("error", "")[:60]])
+        rows.append([r["model"], r["backend"], r.get("precision") or "-", f"{r['height']}x{r['width']}",
+                     str(r.get("tile") or "-"), str(r["threads"]), str(r.get("median_s") or "-"),
+                     str(r.get("min_s") or "-"), str(r.get("load_s") or "-"), str(r.get("peak_rss_mb") or "-"),
+                     _note(r)[:90]])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(str(c).ljust(wd) for c, wd in zip(row, widths)).rstrip() for row in rows)
+
+
+def read_records(paths):
+    """Records of one or more JSON files written by ``--json``, in order."""
+    from .cli import UserError
+
+    records = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read benchmark records from {path}: {exc}") from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) and "model" in r for r in data):
+            raise UserError(f"{path} is not a list of benchmark records (write one with --json)")
+        records.extend(data)
+    return records
+
+
+def describe_machine(m):
+    flags = ", ".join(m.get("flags") or []) or "none of the flags checked"
+    return (f"{m.get('cpu', 'unknown CPU')}, {m.get('cores')} cores available (SIMD: {flags}), Python "
+            f"{m.get('python')}, Paddle {m.get('paddle')}")
+
+
+def markdown(records):
+    """Markdown section (machine line + table) generated from benchmark records."""
+    if not records:
+        return "No benchmark records.\n"
+    lines = [f"Measured on: {describe_machine(records[0].get('machine') or {})}.", "",
+             "| model | backend | precision | input | threads | median s | min s | Mpixel/s | load s | peak RSS MB | note |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in records:
+        size = f"{r['height']} x {r['width']}" + (f", tiles {r['tile']}" if r.get("tile") else "")
+        note = r["error"] if r.get("error") else (_note(r) if r["backend"] == "train" else r.get("device", ""))
+        cells = [r["model"], r["backend"], r.get("precision") or "", size, r["threads"], r.get("median_s"),
+                 r.get("min_s"), r.get("mpix_per_s"), r.get("load_s"), r.get("peak_rss_mb"), note.replace("|", "/")]
+        lines.append("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -108,6 +108,18 @@ def apply_overrides(cfg, overrides=()):
     return cfg
 
 
+def model_overrides(items, models):
+    """``{model: {arg: value}}`` from command-line items ``MODEL.arg=value`` (tools that take ``-o``)."""
+    out = {m: {} for m in models}
+    for item in items:
+        key, eq, value = item.partition("=")
+        model, dot, arg = key.partition(".")
+        if not (eq and dot and arg and model in out):
+            raise ConfigError(f"override {item!r} must look like MODEL.key=value with MODEL one of {', '.join(models)}")
+        out[model][arg] = parse_value(value)
+    return out
+
+
 def get_by_path(cfg, dotted, default=None):
     node = cfg
     for part in dotted.split("."):

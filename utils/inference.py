@@ -32,6 +32,7 @@ PROGRAMS = {"pdmodel": "inference.pdmodel", "json": "inference.json"}
 PARAMS_FILE = "inference.pdiparams"
 INPUT_CHANNEL_KEYS = ("inp_channels", "in_channels", "in_nc")  # upstream spellings of the input-channel argument
 ONEDNN_UNSAFE_PASSES = ("conv_activation_onednn_fuse_pass", "onednn_placement_pass")
+CPU_PRECISIONS = ("fp32", "int8", "bf16")
 
 
 def str2bool(v):
@@ -183,10 +184,6 @@ def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, 
     device = resolve_device(device)
     kind, _, idx = device.partition(":")
     config = inference.Config(program, params)
-    precisions = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half}
-    if precision not in precisions or (precision != "fp32" and kind == "cpu"):
-        raise UserError(f"precision {precision} is not supported on {kind} (supported: fp32"
-                        f"{', fp16 on GPU and custom devices' if kind == 'cpu' else ', fp16'})")
     label = "legacy program" if fmt == "pdmodel" else "PIR program"
     where = f"{label} {os.path.basename(program)} on {device}"
     if kind != "cpu":
@@ -195,25 +192,80 @@ def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, 
     elif trt_on(tensorrt):
         raise UserError("TensorRT runs on NVIDIA GPUs only: pass --device gpu, or drop --use-tensorrt")
     else:
-        threads = int(threads or default_threads())
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(threads)
-        if not enable_mkldnn:
-            config.disable_mkldnn()
-            what = f"{where}, oneDNN off, {threads} threads (plain CPU kernels, slowest)"
-        elif fmt == "pdmodel":
-            config.enable_mkldnn()
-            what = f"{where}, oneDNN + memory optimisation, {threads} threads (fast CPU configuration)"
-        else:
-            config.enable_mkldnn()
-            for name in ONEDNN_UNSAFE_PASSES:
-                config.delete_pass(name)
-            what = (f"{where}, oneDNN without {' / '.join(ONEDNN_UNSAFE_PASSES)}, {threads} threads (safe PIR "
-                    "configuration; export the default .pdmodel format for the fast one)")
+        return config, cpu_config(config, model_dir, fmt, where, threads, enable_mkldnn, precision)
     if fmt == "pdmodel":  # keeps peak memory near PyTorch's; raises on the PIR format in 3.3.1
         config.enable_memory_optim()
     config.disable_glog_info()
     return config, what
+
+
+def cpu_instructions():
+    """(AVX512-BF16 or AMX-BF16 present, AVX512-VNNI or AMX-INT8 present), as Paddle's own checks see them."""
+    from paddle.base import core
+
+    return bool(core.supports_bfloat16()), bool(core.supports_vnni())
+
+
+def cpu_config(config, model_dir, fmt, where, threads=None, enable_mkldnn=True, precision="fp32"):
+    """Fill ``config`` for the CPU; returns the one-line description of the configuration.
+
+    - fp32, legacy program: oneDNN + memory optimisation (the fast configuration);
+    - fp32, PIR program: oneDNN without the passes that crash or reject ops in Paddle 3.3.1 (the safe one);
+    - int8: a model made by tools/quantize.py, oneDNN INT8 kernels;
+    - bf16: oneDNN bfloat16 kernels, only on CPUs with AVX512-BF16 or AMX (refused elsewhere).
+    """
+    threads = int(threads or default_threads())
+    quantised = read_meta(model_dir).get("precision", "fp32") == "int8"
+    if precision not in CPU_PRECISIONS:
+        raise UserError(f"precision {precision} is not supported on cpu (supported: {', '.join(CPU_PRECISIONS)})")
+    if quantised != (precision == "int8"):
+        raise UserError(f"{model_dir} holds an INT8 model: run it with --precision int8" if quantised else
+                        f"--precision int8 needs a quantised model: make one from {model_dir} with tools/quantize.py")
+    if precision != "fp32" and (fmt != "pdmodel" or not enable_mkldnn):
+        raise UserError(f"--precision {precision} on cpu needs oneDNN and the legacy program (.pdmodel)")
+    if precision == "bf16" and not cpu_instructions()[0]:
+        raise UserError(f"--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one ({cpu_name()}) has "
+                        "neither, so oneDNN would emulate bfloat16 slower than fp32: use fp32 or int8")
+    config.disable_gpu()
+    config.set_cpu_math_library_num_threads(threads)
+    if not enable_mkldnn:
+        config.disable_mkldnn()
+        what = f"{where}, oneDNN off, {threads} threads (plain CPU kernels, slowest)"
+    elif fmt == "pdmodel":
+        config.enable_mkldnn()
+        extra = {"int8": ", INT8 kernels", "bf16": ", bfloat16 kernels"}.get(precision, "")
+        if precision == "int8":
+            config.enable_mkldnn_int8()
+        elif precision == "bf16":
+            config.enable_mkldnn_bfloat16()
+        what = (f"{where}, oneDNN{extra} + memory optimisation, {threads} threads (fast CPU configuration"
+                f"{', ' + precision if precision != 'fp32' else ''})")
+        if precision == "int8" and not cpu_instructions()[1]:
+            what += (f"; warning: this CPU ({cpu_name()}) has no AVX512-VNNI / AMX-INT8, where oneDNN INT8 runs "
+                     "many times slower than fp32 (fp32 is the fast choice here)")
+    else:
+        config.enable_mkldnn()
+        for name in ONEDNN_UNSAFE_PASSES:
+            config.delete_pass(name)
+        what = (f"{where}, oneDNN without {' / '.join(ONEDNN_UNSAFE_PASSES)}, {threads} threads (safe PIR "
+                "configuration; export the default .pdmodel format for the fast one)")
+    if fmt == "pdmodel":  # keeps peak memory near PyTorch's; raises on the PIR format in 3.3.1
+        config.enable_memory_optim()
+    config.disable_glog_info()
+    return what
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
 
 
 class PaddleRunner:
