@@ -15,32 +15,21 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from utils.cli import add_device_argument, run_main  # noqa: E402
+from utils.dmsp_restore import add_solver_arguments, add_synthesis_arguments  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", "--data_url", dest="input", required=True, help="image file, folder or glob")
     p.add_argument("--task", default="deblur", choices=["deblur", "sr", "demosaic"])
-    p.add_argument("--kernel", default=None, help="blur kernel: .mat (e.g. kernels.mat), .npy or image; "
-                   "required for deblurring, none (no blur) by default for sr / demosaic")
-    p.add_argument("--kernel-index", "--kernel_index", dest="kernel_index", type=int, default=0,
-                   help="kernel of a multi-kernel file (default: %(default)s)")
-    p.add_argument("--scale", type=int, default=2, help="super-resolution factor (default: %(default)s)")
-    p.add_argument("--pattern", default="RGGB", help="Bayer pattern for demosaicing (default: %(default)s)")
-    p.add_argument("--sigma-d", "--sigma_d", dest="sigma_d", type=float, default=-1.0,
-                   help="noise std of the input; <= 0 estimates it (noise-blind, default)")
-    p.add_argument("--num-iter", "--num_iter", dest="num_iter", type=int, default=300)
-    p.add_argument("--mu", type=float, default=0.9, help="momentum (default: %(default)s)")
-    p.add_argument("--alpha", type=float, default=0.1, help="step length (default: %(default)s)")
-    p.add_argument("--sigma-dae", "--sigma_dae", dest="sigma_dae", type=float, default=11.0,
-                   help="noise std the denoiser was trained at (default: %(default)s)")
+    add_solver_arguments(p, "blur kernel: .mat (e.g. kernels.mat), .npy or image; required for deblurring, "
+                            "none (no blur) by default for sr / demosaic")
     p.add_argument("--weights", "--denoiser", dest="weights", default="pretrained_models/DAE_sigma11.pdparams",
                    help="DAE weights: converted .pdparams, a trained DAE_BN checkpoint or the official "
                         "DAE_sigma11.mat (default: %(default)s)")
     p.add_argument("--output", default="results/dmsp", help="output folder (default: %(default)s)")
     p.add_argument("--synthesize", action="store_true", help="degrade sharp inputs first, then report PSNR")
-    p.add_argument("--noise", type=float, default=2.55, help="std of the synthetic noise (default: %(default)s)")
-    p.add_argument("--crop", type=int, default=0, help="centre-crop inputs to N x N first (0: whole image)")
+    add_synthesis_arguments(p)
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=1,
                    help="images of equal size restored together (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic and the prior's noise")

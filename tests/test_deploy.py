@@ -17,8 +17,8 @@ import yaml
 
 import export_model
 import infer
-from networks import NETWORKS, build_network
-from test_networks import TINY
+from networks import NETWORKS
+from test_networks import TINY, save_tiny_network as make_weights
 from utils import alignment
 from utils.cli import run_main
 from utils.export import export_model as export_network
@@ -29,20 +29,6 @@ from utils.tiling import TilePlan
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
 SIZES = ((48, 64), (37, 45), (29, 18))  # the last two are not multiples of 4
-
-
-def make_weights(folder, name, **changes):
-    """Seeded tiny network of ``name``, its weights and a config.yml beside them."""
-    paddle.seed(0)
-    cfg = {"name": name, **TINY[name], **changes}
-    net = build_network(cfg)
-    net.eval()
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "weights.pdparams")
-    paddle.save(net.state_dict(), path)
-    with open(os.path.join(folder, "config.yml"), "w") as f:
-        yaml.safe_dump({"network": cfg}, f)
-    return path, net
 
 
 def images(folder, sizes=SIZES):

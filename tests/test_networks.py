@@ -1,7 +1,10 @@
 """Network tests, parametrized over the registry: official key lists, parameter counts, any-size forward."""
+import os
+
 import numpy as np
 import paddle
 import pytest
+import yaml
 
 from conftest import shared_path
 from networks import NETWORKS, build_network, constructor_args, primary_output
@@ -19,6 +22,21 @@ TINY = {
     "DAE": {"features": 8, "depth": 4},
     "DAE_BN": {"features": 8, "depth": 4},
 }
+
+
+def save_tiny_network(folder, name, **changes):
+    """Seeded tiny network of ``name`` (its TINY config updated with ``changes``), its weights in ``folder`` and a
+    config.yml beside them, as training writes them.  Returns (weights path, network in eval mode)."""
+    paddle.seed(0)
+    cfg = {"name": name, **TINY[name], **changes}
+    net = build_network(cfg)
+    net.eval()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "weights.pdparams")
+    paddle.save(net.state_dict(), path)
+    with open(os.path.join(folder, "config.yml"), "w") as f:
+        yaml.safe_dump({"network": cfg}, f)
+    return path, net
 
 
 def official_keys(filename):

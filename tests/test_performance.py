@@ -10,7 +10,7 @@ import yaml
 import export_model
 import infer
 from networks import build_network
-from test_networks import TINY
+from test_networks import save_tiny_network
 from tools import model_card as card_tool
 from tools import quantize as quantize_tool
 from utils import inference as inf
@@ -25,16 +25,7 @@ ODD = (37, 45)
 
 
 def _weights(folder, name="MIMOUNet"):
-    paddle.seed(0)
-    cfg = {"name": name, **TINY[name]}
-    net = build_network(cfg)
-    net.eval()
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "weights.pdparams")
-    paddle.save(net.state_dict(), path)
-    with open(os.path.join(folder, "config.yml"), "w") as f:
-        yaml.safe_dump({"network": cfg}, f)
-    return path, net
+    return save_tiny_network(folder, name)
 
 
 def _error(capsys, main, argv):

@@ -9,7 +9,7 @@ import yaml
 
 import predict
 from networks import build_network
-from test_networks import TINY
+from test_networks import TINY, save_tiny_network
 from utils.cli import run_main
 from utils.image_io import read_image, write_image
 from utils.inference import DygraphRunner, default_image, restore
@@ -18,15 +18,7 @@ from utils.tiling import TilePlan, blend_window, count_tiles, tile_starts, tiled
 
 
 def make_weights(folder, name="MIRNet_v2"):
-    paddle.seed(0)
-    cfg = {"name": name, **TINY[name]}
-    net = build_network(cfg)
-    net.eval()
-    os.makedirs(folder, exist_ok=True)
-    paddle.save(net.state_dict(), os.path.join(folder, "w.pdparams"))
-    with open(os.path.join(folder, "config.yml"), "w") as f:
-        yaml.safe_dump({"network": cfg}, f)
-    return os.path.join(folder, "w.pdparams"), net
+    return save_tiny_network(folder, name)
 
 
 def test_tile_starts_cover_and_window_is_positive():

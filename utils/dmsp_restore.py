@@ -251,26 +251,39 @@ def restore_groups(groups, denoiser, kernel, opts, log=print, timer=None, output
 
 # ---- infer.py's DMSP mode: the solver around the exported DAE (Paddle Inference or ONNX Runtime)
 
+def add_solver_arguments(group, kernel_help):
+    """The solver's options shared by restore_dmsp.py and infer.py --dmsp-task (values on the 0-255 scale)."""
+    group.add_argument("--kernel", default=None, help=kernel_help)
+    group.add_argument("--kernel-index", "--kernel_index", dest="kernel_index", type=int, default=0,
+                       help="kernel of a multi-kernel file (default: %(default)s)")
+    group.add_argument("--scale", type=int, default=2, help="super-resolution factor (default: %(default)s)")
+    group.add_argument("--pattern", default="RGGB", help="Bayer pattern for demosaicing (default: %(default)s)")
+    group.add_argument("--sigma-d", "--sigma_d", dest="sigma_d", type=float, default=-1.0,
+                       help="noise std of the input; <= 0 estimates it (noise-blind, default)")
+    group.add_argument("--num-iter", "--num_iter", dest="num_iter", type=int, default=300)
+    group.add_argument("--mu", type=float, default=0.9, help="momentum (default: %(default)s)")
+    group.add_argument("--alpha", type=float, default=0.1, help="step length (default: %(default)s)")
+    group.add_argument("--sigma-dae", "--sigma_dae", dest="sigma_dae", type=float, default=11.0,
+                       help="noise std the denoiser was trained at (default: %(default)s)")
+    return group
+
+
+def add_synthesis_arguments(group):
+    """Options of the synthetic degradation and the centre crop (both DMSP front ends)."""
+    group.add_argument("--noise", type=float, default=2.55, help="std of the synthetic noise (default: %(default)s)")
+    group.add_argument("--crop", type=int, default=0, help="centre-crop inputs to N x N first (0: whole image)")
+    return group
+
+
 def add_dmsp_arguments(parser):
     """infer.py's options for DMSP restoration with the exported model as the prior."""
     g = parser.add_argument_group("DMSP restoration (the exported model is a DAE prior; values on the 0-255 scale)")
     g.add_argument("--dmsp-task", "--dmsp_task", choices=TASKS, default=None,
                    help="run the DMSP solver around the exported DAE instead of one forward pass; without "
                         "--img-path the built-in sharp image is degraded first (--kernel: a built-in motion blur)")
-    g.add_argument("--kernel", default=None, help="blur kernel (.mat, .npy or image); needed to deblur your images")
-    g.add_argument("--kernel-index", "--kernel_index", dest="kernel_index", type=int, default=0)
-    g.add_argument("--scale", type=int, default=2, help="super-resolution factor (default: %(default)s)")
-    g.add_argument("--pattern", default="RGGB", help="Bayer pattern for demosaicing (default: %(default)s)")
-    g.add_argument("--sigma-d", "--sigma_d", dest="sigma_d", type=float, default=-1.0,
-                   help="noise std of the input; <= 0 estimates it (noise-blind, default)")
-    g.add_argument("--num-iter", "--num_iter", dest="num_iter", type=int, default=300)
-    g.add_argument("--mu", type=float, default=0.9, help="momentum (default: %(default)s)")
-    g.add_argument("--alpha", type=float, default=0.1, help="step length (default: %(default)s)")
-    g.add_argument("--sigma-dae", "--sigma_dae", dest="sigma_dae", type=float, default=11.0,
-                   help="noise std the DAE was trained at (default: %(default)s)")
+    add_solver_arguments(g, "blur kernel (.mat, .npy or image); needed to deblur your images")
     g.add_argument("--synthesize", action="store_true", help="degrade sharp --img-path images first (PSNR)")
-    g.add_argument("--noise", type=float, default=2.55, help="std of the synthetic noise (default: %(default)s)")
-    g.add_argument("--crop", type=int, default=0, help="centre-crop inputs to N x N first (0: whole image)")
+    add_synthesis_arguments(g)
     g.add_argument("--seed", type=int, default=0, help="synthetic noise seed; the prior's noise uses seed + 1")
     return parser
 
