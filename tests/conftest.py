@@ -19,6 +19,18 @@ def shared_path(*parts):
     return path
 
 
+def one_line_error(capsys, main, argv):
+    """Run a script's ``main`` through ``run_main`` and return its error line, checking that it failed with
+    exit status 2 and printed exactly one line starting with ``error: ``."""
+    from utils.cli import run_main
+
+    with pytest.raises(SystemExit) as err:
+        run_main(main, argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     import numpy as np

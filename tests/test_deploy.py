@@ -15,12 +15,12 @@ import paddle
 import pytest
 import yaml
 
+from conftest import one_line_error
 import export_model
 import infer
 from networks import NETWORKS
 from test_networks import TINY, save_tiny_network as make_weights
 from utils import alignment
-from utils.cli import run_main
 from utils.export import export_model as export_network
 from utils.image_io import ImageInfo, read_image, write_image
 from utils.inference import DygraphRunner, OnnxRunner, PaddleRunner, default_image, restore, save_reprod_log
@@ -171,34 +171,26 @@ def test_export_wrapper_handles_value_space_order_and_multiscale_outputs(tmp_pat
 
 
 # ------------------------------------------------------------------------------------------- bad input
-def _error(capsys, main, argv):
-    with pytest.raises(SystemExit) as err:
-        run_main(main, argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert err.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
-
-
 def test_infer_bad_inputs(exported, tmp_path, capsys):
     _, _, _, model_dir = exported
     (tmp_path / "empty").mkdir()
-    assert "no exported model" in _error(capsys, infer.main, ["--model-dir", str(tmp_path / "empty")])
+    assert "no exported model" in one_line_error(capsys, infer.main, ["--model-dir", str(tmp_path / "empty")])
     bad = tmp_path / "corrupt_model"
     bad.mkdir()
     (bad / "inference.pdmodel").write_bytes(os.urandom(512))
     (bad / "inference.pdiparams").write_bytes(os.urandom(512))
-    assert "not a valid exported program" in _error(capsys, infer.main, ["--model-dir", str(bad)])
-    assert "not supported on cpu" in _error(capsys, infer.main, ["--model-dir", model_dir, "--precision", "fp16"])
+    assert "not a valid exported program" in one_line_error(capsys, infer.main, ["--model-dir", str(bad)])
+    assert "not supported on cpu" in one_line_error(capsys, infer.main, ["--model-dir", model_dir, "--precision", "fp16"])
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     (imgs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     onnx = ["--model-dir", model_dir, "--backend", "onnx", "--save-dir", str(tmp_path / "o")]
-    assert "cannot read image" in _error(capsys, infer.main, onnx + ["--img-path", str(imgs)])
+    assert "cannot read image" in one_line_error(capsys, infer.main, onnx + ["--img-path", str(imgs)])
     cv2.imwrite(str(tmp_path / "float.tif"), np.zeros((8, 8, 3), np.float32))
-    assert "unsupported pixel type" in _error(capsys, infer.main, onnx + ["--img-path", str(tmp_path / "float.tif")])
+    assert "unsupported pixel type" in one_line_error(capsys, infer.main, onnx + ["--img-path", str(tmp_path / "float.tif")])
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((16, 16, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "gt.png"), np.zeros((16, 12, 3), np.uint8))
-    assert "ground truth has size" in _error(capsys, infer.main, onnx + ["--img-path", str(tmp_path / "a.png"),
+    assert "ground truth has size" in one_line_error(capsys, infer.main, onnx + ["--img-path", str(tmp_path / "a.png"),
                                                                           "--clean-dir", str(tmp_path / "gt.png")])
     with pytest.raises(Exception, match="expected RGB images"):
         restore(OnnxRunner(model_dir), np.zeros((4, 16, 16), np.float32))
@@ -216,7 +208,7 @@ def test_export_bad_weights(tmp_path, capsys):
     name = "MIRNet_v2"
     weights, _ = make_weights(str(tmp_path / "a"), name)
     argv = ["--save-inference-dir", str(tmp_path / "out"), "--format", "json"]
-    assert "not found" in _error(capsys, export_model.main, ["--weights", str(tmp_path / "none.pdparams")] + argv)
+    assert "not found" in one_line_error(capsys, export_model.main, ["--weights", str(tmp_path / "none.pdparams")] + argv)
     # weights of another configuration (config.yml beside them says otherwise)
     other = tmp_path / "b"
     other.mkdir()
@@ -224,14 +216,14 @@ def test_export_bad_weights(tmp_path, capsys):
     cfg = {"network": {"name": name, **TINY[name]}}
     cfg["network"]["n_feat"] = 32
     (other / "config.yml").write_text(yaml.safe_dump(cfg))
-    assert "does not fit" in _error(capsys, export_model.main, ["--weights", str(other / "weights.pdparams")] + argv)
+    assert "does not fit" in one_line_error(capsys, export_model.main, ["--weights", str(other / "weights.pdparams")] + argv)
     # weights of an unknown architecture and no config
     alien = tmp_path / "c"
     alien.mkdir()
     paddle.save({"encoder.conv.weight": paddle.zeros([4, 3, 3, 3])}, str(alien / "alien.pdparams"))
-    assert "fits no registered network" in _error(capsys, export_model.main,
+    assert "fits no registered network" in one_line_error(capsys, export_model.main,
                                                   ["--weights", str(alien / "alien.pdparams")] + argv)
-    assert "--onnx needs" in _error(capsys, export_model.main,
+    assert "--onnx needs" in one_line_error(capsys, export_model.main,
                                     ["--weights", str(other / "weights.pdparams"), "-c",
                                      str(tmp_path / "a" / "config.yml"), "--onnx"] + argv)
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")

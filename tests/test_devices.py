@@ -10,12 +10,13 @@ import numpy as np
 import paddle
 import pytest
 
+from conftest import one_line_error
 import infer
 from tools import alignment as alignment_tool
 from utils import engine as engine_mod
 from utils import inference_devices as idev
 from utils.amp import amp_plan, check_amp_config
-from utils.cli import UserError, run_main
+from utils.cli import UserError
 from utils.config import ConfigError
 from utils.device import DeviceError, available_devices, describe, launcher_card, resolve_device
 from utils.engine import Trainer, resolve_config
@@ -87,14 +88,6 @@ def test_missing_npu_from_predict_script_is_one_line(tmp_path):
     assert "paddle-custom-npu" in lines[0] and "CANN" in lines[0]
 
 
-def _one_line_error(capsys, main, argv):
-    with pytest.raises(SystemExit) as exc:
-        run_main(main, argv)
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert exc.value.code == 2 and len(err) == 1, err
-    return err[0]
-
-
 def _legacy_program_dir(folder, feed="image"):
     """A model folder holding a minimal legacy program (one feed op) and a params file: enough for
     find_program and for building a Config, not for running."""
@@ -115,13 +108,13 @@ def _legacy_program_dir(folder, feed="image"):
 
 def test_legacy_flags_and_missing_devices_in_infer_and_alignment(tmp_path, capsys):
     model = _legacy_program_dir(tmp_path / "model")
-    err = _one_line_error(capsys, infer.main, ["--model-dir", model, "--use_npu", "True"])
+    err = one_line_error(capsys, infer.main, ["--model-dir", model, "--use_npu", "True"])
     assert err.startswith("error: device 'npu' is not available") and "paddle-custom-npu" in err
-    err = _one_line_error(capsys, infer.main, ["--model-dir", model, "--use-gpu", "True", "--use-npu", "True"])
+    err = one_line_error(capsys, infer.main, ["--model-dir", model, "--use-gpu", "True", "--use-npu", "True"])
     assert "contradict" in err
-    err = _one_line_error(capsys, infer.main, ["--model-dir", model, "--device", "cpu", "--use_tensorrt", "True"])
+    err = one_line_error(capsys, infer.main, ["--model-dir", model, "--device", "cpu", "--use_tensorrt", "True"])
     assert "TensorRT runs on NVIDIA GPUs only" in err
-    err = _one_line_error(capsys, alignment_tool.main, ["record", "--backend", "paddle", "--model-dir", model,
+    err = one_line_error(capsys, alignment_tool.main, ["record", "--backend", "paddle", "--model-dir", model,
                                                         "--device", "gpu:0", "--out", str(tmp_path / "r.npy")])
     assert err.startswith("error: device 'gpu:0' is not available") and "paddlepaddle-gpu" in err
     assert idev.legacy_device(None, False, None) == "cpu" and idev.legacy_device(None, None, True) == "npu"
@@ -239,7 +232,7 @@ def test_amp_config_errors_reach_the_command_line(sidd_lite, tmp_path, capsys):
     cfg = _tiny_cfg(sidd_lite, tmp_path, {"enable": True, "level": "O3"})
     with pytest.raises(ConfigError, match="train.amp.level must be O1 or O2, got 'O3'"):
         resolve_config(cfg)
-    err = _one_line_error(capsys, train.main, ["-c", os.path.join(ROOT, "configs", "mirnet_v2_lite.yml"), "-o",
+    err = one_line_error(capsys, train.main, ["-c", os.path.join(ROOT, "configs", "mirnet_v2_lite.yml"), "-o",
                                                "train.amp.dtype=half", f"output.model_dir={tmp_path}/m"])
     assert err.startswith("error: train.amp.dtype must be float16 or bfloat16, got 'half' (did you mean float16?)")
 

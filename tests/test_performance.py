@@ -7,6 +7,7 @@ import paddle
 import pytest
 import yaml
 
+from conftest import one_line_error
 import export_model
 import infer
 from networks import build_network
@@ -14,7 +15,6 @@ from test_networks import save_tiny_network
 from tools import model_card as card_tool
 from tools import quantize as quantize_tool
 from utils import inference as inf
-from utils.cli import run_main
 from utils.image_io import ImageInfo, write_image
 from utils.inference import DygraphRunner, PaddleRunner, default_image, predictor_config
 from utils.metrics import psnr
@@ -26,14 +26,6 @@ ODD = (37, 45)
 
 def _weights(folder, name="MIMOUNet"):
     return save_tiny_network(folder, name)
-
-
-def _error(capsys, main, argv):
-    with pytest.raises(SystemExit) as err:
-        run_main(main, argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert err.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +59,14 @@ def test_int8_model_close_to_dygraph_on_odd_size(int8_model, tmp_path, capsys):
 
 def test_int8_and_precision_mismatches_are_refused(int8_model, tmp_path, capsys):
     _, fp32, int8 = int8_model
-    assert "holds an INT8 model" in _error(capsys, infer.main, ["--model-dir", int8])
-    assert "needs a quantised model" in _error(capsys, infer.main, ["--model-dir", fp32, "--precision", "int8"])
-    assert "already quantised" in _error(capsys, quantize_tool.main, ["--model-dir", int8, "--calib-dir", fp32,
+    assert "holds an INT8 model" in one_line_error(capsys, infer.main, ["--model-dir", int8])
+    assert "needs a quantised model" in one_line_error(capsys, infer.main, ["--model-dir", fp32, "--precision", "int8"])
+    assert "already quantised" in one_line_error(capsys, quantize_tool.main, ["--model-dir", int8, "--calib-dir", fp32,
                                                                       "--save-dir", str(tmp_path / "q")])
-    assert "no images found" in _error(capsys, quantize_tool.main, ["--model-dir", fp32, "--calib-dir",
+    assert "no images found" in one_line_error(capsys, quantize_tool.main, ["--model-dir", fp32, "--calib-dir",
                                                                     str(tmp_path / "none"), "--save-dir",
                                                                     str(tmp_path / "q")])
-    assert "no exported model" in _error(capsys, quantize_tool.main, ["--model-dir", str(tmp_path), "--calib-dir",
+    assert "no exported model" in one_line_error(capsys, quantize_tool.main, ["--model-dir", str(tmp_path), "--calib-dir",
                                                                       fp32, "--save-dir", str(tmp_path / "q")])
 
 
@@ -93,14 +85,14 @@ def test_quantize_refuses_pir_program(tmp_path, capsys):
     pir = str(tmp_path / "pir")
     export_model.main(["--weights", weights, "--save-inference-dir", pir, "--format", "json"])
     write_image(str(tmp_path / "c.png"), default_image(32)[0], ImageInfo())
-    assert "needs the legacy program" in _error(capsys, quantize_tool.main, [
+    assert "needs the legacy program" in one_line_error(capsys, quantize_tool.main, [
         "--model-dir", pir, "--calib-dir", str(tmp_path / "c.png"), "--save-dir", str(tmp_path / "q")])
 
 
 def test_bf16_refused_without_instructions_and_configured_with_them(int8_model, monkeypatch, capsys):
     _, fp32, _ = int8_model
     monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, False))
-    msg = _error(capsys, infer.main, ["--model-dir", fp32, "--precision", "bf16"])
+    msg = one_line_error(capsys, infer.main, ["--model-dir", fp32, "--precision", "bf16"])
     assert "needs a CPU with AVX512-BF16 or AMX" in msg
     assert msg.count("\n") == 0 and "use fp32 or int8" in msg
 
@@ -163,5 +155,5 @@ def test_model_card_tool(tmp_path, capsys):
     assert cards[0]["params"] == count_parameters(net)
     assert cards[0]["gmacs"]["16x16"] == round(count_macs(net, 16, 16) / 1e9, 3) > cards[0]["gmacs"]["8x12"]
     assert "| MIMOUNet |" in capsys.readouterr().out
-    assert "unknown model" in _error(capsys, card_tool.main, ["--models", "Nope"])
-    assert "must look like MODEL.key=value" in _error(capsys, card_tool.main, ["--models", "MIMOUNet", "-o", "x=1"])
+    assert "unknown model" in one_line_error(capsys, card_tool.main, ["--models", "Nope"])
+    assert "must look like MODEL.key=value" in one_line_error(capsys, card_tool.main, ["--models", "MIMOUNet", "-o", "x=1"])

@@ -7,10 +7,10 @@ import paddle
 import pytest
 import yaml
 
+from conftest import one_line_error
 import predict
 from networks import build_network
 from test_networks import TINY, save_tiny_network
-from utils.cli import run_main
 from utils.image_io import read_image, write_image
 from utils.inference import DygraphRunner, default_image, restore
 from utils.metrics import psnr
@@ -98,11 +98,7 @@ def test_predict_bad_inputs(tmp_path, capsys):
     weights, _ = make_weights(str(tmp_path / "w"))
 
     def error(argv):
-        with pytest.raises(SystemExit) as err:
-            run_main(predict.main, argv)
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert err.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
-        return lines[0]
+        return one_line_error(capsys, predict.main, argv)
 
     (tmp_path / "broken.png").write_bytes(b"not an image")
     assert "cannot read image" in error([str(tmp_path / "broken.png"), "--weights", weights])

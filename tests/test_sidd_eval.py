@@ -10,10 +10,10 @@ from scipy import io as sio
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from conftest import one_line_error
 import test_denoising_sidd
 from networks import build_network
 from test_networks import TINY
-from utils.cli import run_main
 from utils.image_io import write_image
 
 
@@ -89,11 +89,7 @@ def test_sidd_bad_inputs(setup, capsys):
     _, noisy, _, tmp = setup
 
     def error(argv):
-        with pytest.raises(SystemExit) as err:
-            run_main(test_denoising_sidd.main, ["--weights", str(tmp / "w.pdparams")] + argv)
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert err.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
-        return lines[0]
+        return one_line_error(capsys, test_denoising_sidd.main, ["--weights", str(tmp / "w.pdparams")] + argv)
 
     assert "SIDD file not found" in error(["--mat-dir", str(tmp / "nowhere")])
     sio.savemat(str(tmp / "mat" / "ValidationGtBlocksSrgb.mat"), {"wrong_key": noisy})
