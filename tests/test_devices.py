@@ -18,7 +18,8 @@ from utils import inference_devices as idev
 from utils.amp import amp_plan, check_amp_config
 from utils.cli import UserError
 from utils.config import ConfigError
-from utils.device import DeviceError, available_devices, describe, launcher_card, resolve_device
+from utils import device as device_mod
+from utils.device import DeviceError, available_devices, cpu_threads, describe, launcher_card, resolve_device
 from utils.engine import Trainer, resolve_config
 from utils.inference import predictor_config
 
@@ -54,6 +55,20 @@ def test_simulated_detection_keeps_card_counts():
     assert available_devices(cuda_count=0, custom_types=[("npu", 0), "mlu"]) == {"cpu": 1, "mlu": 1}
     assert available_devices(cuda_count=0, custom_types=[("npu", 0)], include_empty=True) == {"cpu": 1, "npu": 0}
     assert available_devices(cuda_count=4, custom_types=[]) == {"cpu": 1, "gpu": 4}
+
+
+def test_cpu_threads_use_the_cores_unless_told_otherwise(monkeypatch):
+    assert cpu_threads(env={}, cores=16) == 16
+    assert cpu_threads(env={"OMP_NUM_THREADS": "1"}, cores=16) == 16  # what importing Paddle sets
+    assert cpu_threads(env={"OMP_NUM_THREADS": "3"}, cores=16) == 3
+    assert cpu_threads(env={"PADDLE_TRAINERS_NUM": "4"}, cores=16) == 4  # 4 CPU processes share the cores
+    assert cpu_threads(env={"PADDLE_TRAINERS_NUM": "8", "PADDLE_LOCAL_SIZE": "2"}, cores=16) == 8
+    assert cpu_threads(env={"PADDLE_LOCAL_SIZE": "4"}, cores=2) == 1
+    assert cpu_threads(env={}) == len(os.sched_getaffinity(0))
+    calls = []
+    monkeypatch.setattr(paddle.base.core, "set_num_threads", calls.append)
+    monkeypatch.setattr(device_mod, "cpu_threads", lambda: 5)
+    assert device_mod.set_device("cpu") == "cpu" and calls == [5]
 
 
 def test_launcher_assigned_card():

@@ -118,12 +118,37 @@ def resolve_device(spec="auto", devices=None, env=None):
     return kind if idx is None else f"{kind}:{idx}"
 
 
+def cpu_threads(env=None, cores=None):
+    """Math-library threads for one CPU process: ``OMP_NUM_THREADS`` when it asks for 2 or more, else the
+    cores this process may run on (``taskset`` limits them) shared among the processes that
+    ``paddle.distributed.launch`` started on this machine.
+
+    Importing Paddle sets an unset ``OMP_NUM_THREADS`` to 1 and its dygraph kernels then use one thread, which
+    leaves the rest of the CPU idle; a 1 is therefore read as that default, not as a request."""
+    env = os.environ if env is None else env
+    value = str(env.get("OMP_NUM_THREADS", "")).strip()
+    if value.isdigit() and int(value) > 1:
+        return int(value)
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not Linux
+            cores = os.cpu_count() or 1
+    local = str(env.get("PADDLE_LOCAL_SIZE", "")).strip()
+    procs = int(local) if local.isdigit() and int(local) > 0 else launcher_world_size(env)
+    return max(1, cores // max(procs, 1))
+
+
 def set_device(spec="auto"):
-    """Resolve ``spec`` and make it Paddle's current device; returns the device string."""
+    """Resolve ``spec`` and make it Paddle's current device; returns the device string.
+
+    On the CPU it also sets the math-library thread count (``cpu_threads``)."""
     import paddle
 
     device = resolve_device(spec)
     paddle.set_device(device)
+    if device == "cpu":
+        paddle.base.core.set_num_threads(cpu_threads())
     return device
 
 
