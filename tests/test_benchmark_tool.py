@@ -1,5 +1,6 @@
 """tools/benchmark.py: records and JSON schema on a tiny model; a backend that cannot run gives an error record."""
 import json
+import os
 
 import pytest
 
@@ -59,3 +60,32 @@ def test_time_limit_gives_error_record_with_memory(capsys):
                              "--backends", "dygraph", "--size", "24", "20", "--timeout", "0.5"])
     assert "time limit" in rec["error"] and rec["median_s"] is None and rec["peak_rss_mb"] > 0
     assert "time limit" in capsys.readouterr().out
+
+
+def test_train_backend_runs_with_the_threads_it_records(tmp_path, monkeypatch):
+    """The training engine takes every core; the train worker sets the record's thread count after building it."""
+    import paddle
+
+    from utils import benchmark as bm
+    from utils import engine
+
+    calls = []
+
+    class FakeTrainer:
+        def __init__(self, cfg, device):
+            calls.append(("build", device))
+            self.log = os.path.join(cfg["output"]["model_dir"], "train.log")
+
+        def fit(self):
+            os.makedirs(os.path.dirname(self.log), exist_ok=True)
+            with open(self.log, "w", encoding="utf-8") as f:
+                for _ in range(3):
+                    f.write("iter: 1/3, avg_reader_cost: 0.0010 sec, avg_batch_cost: 0.5000 sec\n")
+
+    monkeypatch.setattr(engine, "Trainer", FakeTrainer)
+    monkeypatch.setattr(paddle.base.core, "set_num_threads", lambda n: calls.append(("threads", n)))
+    spec = {"model": "MIRNet_v2", "backend": "train", "threads": 1, "warmup": 1, "repeat": 2,
+            "folder": str(tmp_path), "train_data": str(tmp_path)}
+    rec = bm.train_worker(spec)
+    assert calls == [("build", "cpu"), ("threads", 1)]
+    assert rec["median_s"] == 0.5 and rec["reader_share"] == pytest.approx(0.002)

@@ -232,6 +232,10 @@ def train_worker(spec):
     cfg, batch, patch = train_config(spec, root)
     t0 = time.perf_counter()
     trainer = Trainer(cfg, device="cpu")
+    # the engine takes every core; the record says spec["threads"] (OMP_NUM_THREADS=1 cannot ask for one)
+    import paddle
+
+    paddle.base.core.set_num_threads(int(spec["threads"]))
     load_s = time.perf_counter() - t0
     trainer.fit()
     with open(os.path.join(cfg["output"]["model_dir"], "train.log"), encoding="utf-8") as f:
