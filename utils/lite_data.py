@@ -237,7 +237,7 @@ GOPRO_LITE_BLUR = (3.0, 12.0)
 GOPRO_LITE_MOTION = {"heading_spread": 10.0, "shake": 0.0}
 
 
-def _camera_path(rng, n_sub, length, max_angle, heading_spread=180.0, shake=0.45):
+def _camera_path(rng, n_sub, length, max_angle, heading_spread, shake):
     """Sub-frame camera poses (dx, dy, degrees) along a random smooth trajectory, centred on the middle one.
 
     A velocity with inertia and random acceleration of scale ``shake`` (a shaky hand-held pan) that starts
