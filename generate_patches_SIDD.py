@@ -9,15 +9,13 @@ ValidationGtBlocksSrgb.mat (dataset type SIDDValidationBlocks).  Re-running with
 the same files; unreadable or mismatched pairs are reported and skipped.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from utils.cli import UserError, run_main  # noqa: E402
+from utils.cli import run_main
 
 
 def main(argv=None):
+    from utils.device import available_cores
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", default="data/SIDD_Medium_Srgb", help="SIDD-Medium sRGB folder (holding Data/ or the "
                    "scene folders) (default: %(default)s)")
@@ -27,13 +25,14 @@ def main(argv=None):
     p.add_argument("--ps", type=int, default=None, help="patch size (default: 256 random, 512 grid)")
     p.add_argument("--num_patches", type=int, default=300, help="random crops per pair (default: %(default)s)")
     p.add_argument("--overlap", type=int, default=128, help="grid overlap in pixels (default: %(default)s)")
-    p.add_argument("--num_cores", type=int, default=min(10, os.cpu_count() or 1),
+    p.add_argument("--num_cores", type=int, default=min(10, available_cores()),
                    help="worker processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random crops (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace patches made earlier with other settings")
     args = p.parse_args(argv)
 
-    from dataloaders.sidd import generate_patches
+    from dataloaders.prepare.sidd_patches import generate_patches
+    from utils.errors import UserError
 
     ps = args.ps or (512 if args.mode == "grid" else 256)
     written, used, problems = generate_patches(args.src, args.dst, args.mode, ps, args.num_patches, args.overlap,

@@ -9,21 +9,17 @@ against its ground truth; --gt names ground truth (a file, or a folder matched b
 8/16-bit, grayscale and RGBA images are written back in their own form.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from utils.cli import UserError, add_device_argument, quiet_paddle, run_main  # noqa: E402
-
-quiet_paddle()
-from utils.device import set_device  # noqa: E402
-from utils.export import resolve_weights  # noqa: E402
-from utils.inference import DygraphRunner, add_tile_arguments, build_from_weights, tile_plan  # noqa: E402
-from utils.restoration import collect_items, restore_items, summary_lines  # noqa: E402
+from utils.cli import add_device_argument, run_main
 
 
 def main(argv=None):
+    from utils.checkpoint import build_from_weights
+    from utils.deploy.restoration import add_tile_arguments, collect_items, restore_items, summary_lines, tile_plan
+    from utils.deploy.runners import DygraphRunner
+    from utils.device import set_device
+    from utils.errors import UserError
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", nargs="?", help="image file, folder, glob or paired folder")
     p.add_argument("--data_path", "--data-path", "--input", dest="input_opt", help="same as INPUT")
@@ -46,11 +42,10 @@ def main(argv=None):
         raise UserError("no input: pass an image file, folder or glob")
     items = collect_items(source, args.gt)
     device = set_device(args.device)
-    net, cfg = build_from_weights(resolve_weights(args.weights), args.config)
-    runner = DygraphRunner(net, device)
+    runner = DygraphRunner(build_from_weights(args.weights, args.config)[0], device)
     print(f"{runner.description}: {len(items)} image(s) from {source}")
-    plan = tile_plan(args, runner.size_multiple)
-    records, _ = restore_items(runner, items, args.save_dir, args.batch_size, plan, args.compare, args.suffix)
+    records = restore_items(runner, items, args.save_dir, args.batch_size, tile_plan(args, runner.size_multiple),
+                            args.compare, args.suffix)
     for line in summary_lines(records):
         print(line)
     print(f"restored {len(records)} image(s) into {args.save_dir}")

@@ -10,12 +10,8 @@ Every file is written under a temporary name and renamed, and files already in p
 interrupted run can simply be started again.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from utils.cli import run_main  # noqa: E402
+from utils.cli import run_main
 
 
 def main(argv=None):
@@ -32,7 +28,7 @@ def main(argv=None):
     p.add_argument("--splits", nargs="+", default=["train", "test"], choices=["train", "test"])
     args = p.parse_args(argv)
 
-    from dataloaders.gopro import flatten_gopro
+    from dataloaders.prepare.gopro import flatten_gopro
 
     blur_dir = "blur_gamma" if args.blur_gamma else "blur"
     done = flatten_gopro(args.root_src, args.root_dst, blur_dir=blur_dir, link=args.link, splits=args.splits)

@@ -12,13 +12,12 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from utils.cli import add_device_argument, run_main  # noqa: E402
-from utils.dmsp_restore import add_solver_arguments, add_synthesis_arguments  # noqa: E402
+from utils.cli import add_device_argument, run_main
 
 
 def parse_args(argv=None):
+    from utils.dmsp.restore import add_solver_arguments, add_synthesis_arguments
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", "--data_url", dest="input", required=True, help="image file, folder or glob")
     p.add_argument("--task", default="deblur", choices=["deblur", "sr", "demosaic"])
@@ -40,10 +39,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
     from utils.device import set_device
-    from utils.dmsp_restore import run
+    from utils.dmsp.restore import Settings, restore_files
 
+    args = parse_args(argv)
+    settings = Settings.from_args(args)
     set_device(args.device)
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "restore_dmsp.log"), "a", encoding="utf-8") as log_file:
@@ -52,7 +52,8 @@ def main(argv=None):
             log_file.write(line + "\n")
 
         log(f"restore_dmsp: {' '.join(sys.argv[1:] if argv is None else argv)}")
-        run(args, log)
+        restore_files(args.input, args.weights, args.kernel, settings, args.output, args.kernel_index, args.crop,
+                      args.backend, log)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Train a network from a run config (any registered network; see utils/engine.py for the config schema).
+"""Train a network from a run config (any registered network; see utils/engine/schema.py for the config schema).
 
     python train.py -c configs/mirnet_v2_lite.yml
     python train.py -c training_1card.yml -o train.max_iters=1000 output.model_dir=runs/try1
@@ -8,12 +8,7 @@
 Outputs: output.model_dir holds model_latest.pdparams / model_best.pdparams (plain state dicts), config.yml,
 train.log and the resume states; output.log_dir the VisualDL logs (visualdl --logdir DIR).
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from utils.cli import run_main  # noqa: E402
+from utils.cli import run_main
 
 
 def main(argv=None):

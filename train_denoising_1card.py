@@ -7,12 +7,10 @@ The global batch of the official 8-GPU run is kept through gradient accumulation
 official schedule; see the comments in training_1card.yml for shorter variants.
 """
 import os
-import sys
+
+from utils.cli import run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from utils.cli import run_main  # noqa: E402
 
 
 def main(argv=None):

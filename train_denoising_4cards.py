@@ -12,12 +12,10 @@ must be on a shared file system for --resume.  Environment variables (NCCL / HCC
 docs/devices.md.
 """
 import os
-import sys
+
+from utils.cli import run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from utils.cli import run_main  # noqa: E402
 
 
 def main(argv=None):

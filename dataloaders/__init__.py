@@ -1,4 +1,4 @@
-"""Datasets, chosen by the config's data sections: ``{type: <class name>, ...constructor kwargs}``.
+"""Datasets, chosen by the config's data sections: ``{name: <class name>, ...constructor kwargs}``.
 
 Contract shared by every dataset (the training engine relies on nothing else):
 - ``dataset[i]`` returns ``(input, target)``: float32 numpy arrays, RGB, (3, H, W), values in [0, 1].
@@ -10,39 +10,9 @@ Contract shared by every dataset (the training engine relies on nothing else):
   ``random``: the engine seeds both for every sample from (run seed, position in the data stream), so crops
   and data order are reproducible and a resumed run continues exactly.
 """
-import difflib
-import inspect
+from utils.errors import DatasetError
 
+from . import gaussian_noise, paired, sidd  # noqa: F401  (each module registers its datasets)
+from .registry import DATASETS, build_dataset, register_dataset
 
-class DatasetError(ValueError):
-    pass
-
-
-DATASETS = {}
-
-
-def register_dataset(cls):
-    DATASETS[cls.__name__] = cls
-    return cls
-
-
-def build_dataset(cfg):
-    from utils.config import ConfigError
-
-    if not isinstance(cfg, dict) or "type" not in cfg:
-        raise ConfigError(f"a dataset config needs a 'type' key, got {cfg!r}")
-    kwargs = dict(cfg)
-    name = kwargs.pop("type")
-    if name not in DATASETS:
-        match = difflib.get_close_matches(str(name), list(DATASETS), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        raise ConfigError(f"unknown dataset type {name!r}{hint}; known: {', '.join(sorted(DATASETS))}")
-    cls = DATASETS[name]
-    allowed = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-    unknown = [k for k in kwargs if k not in allowed]
-    if unknown:
-        raise ConfigError(f"dataset {name} got unknown key(s) {unknown}; valid: {', '.join(allowed)}")
-    return cls(**kwargs)
-
-
-from . import gaussian_noise, gopro, paired, sidd  # noqa: E402,F401  (registers the datasets)
+__all__ = ["DATASETS", "DatasetError", "build_dataset", "register_dataset"]

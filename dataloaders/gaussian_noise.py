@@ -8,9 +8,10 @@ import os
 
 import numpy as np
 
-from utils.image_io import ImageError, list_images, read_image
+from utils.errors import DatasetError, ImageError
+from utils.image_io import list_images, read_image
 
-from . import DatasetError, register_dataset
+from .registry import register_dataset
 
 
 def image_folder(root, split):

@@ -1,211 +1,73 @@
-"""SIDD: the validation .mat blocks as a data set, and patch extraction from SIDD-Medium sRGB.
+"""SIDD validation blocks as a data set, and the one reader of the SIDD ``.mat`` block files.
 
-SIDD-Medium sRGB holds one folder per scene with ``GT_SRGB_010.PNG`` / ``NOISY_SRGB_010.PNG`` and the
-``_011`` pair.  ``generate_patches`` cuts every pair into training patches, either ``num_patches`` random
-crops (``mode='random'``) or the official grid of 512 x 512 crops overlapping by 128 (``mode='grid'``).
-Patch ``k`` of scene ``S``, pair ``010`` is written as ``DST/input/S_010_k.png`` and
-``DST/groundtruth/S_010_k.png``.  Crops depend only on the seed and the pair's name, so a re-run (any number
-of workers) writes the same files under the same names; unreadable or mismatched pairs are reported and
-skipped.
+``ValidationNoisyBlocksSrgb.mat`` / ``ValidationGtBlocksSrgb.mat`` hold uint8 arrays of shape
+[images, blocks, H, W, 3]: 40 x 32 x 256 x 256 x 3 for the SIDD validation set.
 """
-import json
 import os
-import re
-import zlib
 
 import numpy as np
 
-from utils.fileio import atomic_write_bytes, atomic_write_text
+from utils.errors import DatasetError
 
-from . import DatasetError, register_dataset
+from .registry import register_dataset
 
 NOISY_KEY, GT_KEY = "ValidationNoisyBlocksSrgb", "ValidationGtBlocksSrgb"
+DOWNLOAD_HINT = f"{NOISY_KEY}.mat and {GT_KEY}.mat come from the SIDD benchmark page"
 
 
-def _read_blocks(path):
+def read_sidd_blocks(path, key=None):
+    """The uint8 [images, blocks, H, W, 3] array of a SIDD ``.mat`` file.  ``key`` names the variable; None
+    takes the one named like the file, else the file's only variable."""
     from scipy.io import loadmat
 
     if not os.path.isfile(path):
-        raise DatasetError(f"SIDD validation file not found: {path}")
+        raise DatasetError(f"SIDD file not found: {path} ({DOWNLOAD_HINT})")
     try:
         mat = loadmat(path)
     except NotImplementedError:
         raise DatasetError(f"{path} is a MATLAB v7.3 (HDF5) file; save it as v7 (-v7) to read it here") from None
     except Exception as exc:  # scipy raises several types for non-MAT or damaged files
-        raise DatasetError(f"cannot read {path}: {type(exc).__name__}: {str(exc)[:120]}") from None
+        raise DatasetError(f"cannot read {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
     arrays = {k: v for k, v in mat.items() if not k.startswith("__")}
-    stem = os.path.splitext(os.path.basename(path))[0]
-    key = stem if stem in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
-    if key is None:
-        raise DatasetError(f"{path} has no variable {stem!r} (found: {', '.join(arrays) or 'none'})")
-    blocks = arrays[key]
+    want = key or os.path.splitext(os.path.basename(path))[0]
+    found = want if want in arrays else (next(iter(arrays)) if key is None and len(arrays) == 1 else None)
+    if found is None:
+        raise DatasetError(f"{path} has no variable {want!r} (found: {', '.join(arrays) or 'none'})")
+    blocks = np.asarray(arrays[found])
     if blocks.ndim != 5 or blocks.shape[-1] != 3 or blocks.dtype != np.uint8:
-        raise DatasetError(f"{path}: expected uint8 blocks (images, blocks, H, W, 3), got {blocks.dtype} "
-                           f"{blocks.shape}")
-    return blocks.reshape((-1,) + blocks.shape[2:])
+        raise DatasetError(f"{path}: {found} must be uint8 [images, blocks, H, W, 3], got {blocks.dtype} "
+                           f"{list(blocks.shape)}")
+    return blocks
 
 
 @register_dataset
 class SIDDValidationBlocks:
-    """The SIDD validation blocks (``ValidationNoisyBlocksSrgb.mat`` / ``ValidationGtBlocksSrgb.mat`` in
-    ``root``): 40 images x 32 blocks of 256 x 256 sRGB, returned block by block as whole images.
-    ``max_images`` uses only the first N blocks (a quicker validation during training)."""
+    """The SIDD validation blocks (the two ``.mat`` files in ``root``): 40 images x 32 blocks of 256 x 256 sRGB,
+    returned block by block as whole images, named ``IIII_BB.png`` (image, block; from 1).
+    ``max_images`` uses only the first N blocks (a quicker validation during training); ``noisy_key`` /
+    ``gt_key`` name the variables in the files (default: the file's name, or its only variable)."""
 
-    def __init__(self, root, noisy_file=NOISY_KEY + ".mat", gt_file=GT_KEY + ".mat", max_images=None):
-        self.noisy = _read_blocks(os.path.join(root, noisy_file))
-        self.gt = _read_blocks(os.path.join(root, gt_file))
-        if self.noisy.shape != self.gt.shape:
-            raise DatasetError(f"noisy and ground-truth blocks differ in shape: {self.noisy.shape} vs "
-                               f"{self.gt.shape}")
+    def __init__(self, root, noisy_file=NOISY_KEY + ".mat", gt_file=GT_KEY + ".mat", max_images=None,
+                 noisy_key=None, gt_key=None):
+        noisy = read_sidd_blocks(os.path.join(root, noisy_file), noisy_key)
+        gt = read_sidd_blocks(os.path.join(root, gt_file), gt_key)
+        if noisy.shape != gt.shape:
+            raise DatasetError(f"noisy and ground-truth blocks differ in shape: {list(noisy.shape)} vs "
+                               f"{list(gt.shape)}")
+        self.layout = noisy.shape  # [images, blocks, H, W, 3], as Idenoised.mat is written
+        self.blocks_per_image = noisy.shape[1]
+        self.noisy, self.gt = noisy.reshape((-1,) + noisy.shape[2:]), gt.reshape((-1,) + gt.shape[2:])
         n = len(self.noisy) if not max_images else min(int(max_images), len(self.noisy))
-        self.names = [f"block_{i:04d}" for i in range(n)]
+        self.names = [f"{i // self.blocks_per_image + 1:04d}_{i % self.blocks_per_image + 1:02d}.png"
+                      for i in range(n)]
 
     def __len__(self):
         return len(self.names)
 
     def __getitem__(self, i):
-        to_float = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / 255.0  # noqa: E731
-        return to_float(self.noisy[i]), to_float(self.gt[i])
+        return _to_float(self.noisy[i]), _to_float(self.gt[i])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Patch extraction from SIDD-Medium sRGB
-# ---------------------------------------------------------------------------------------------------------------
-
-_PAIR_FILE = re.compile(r"^(GT|NOISY)_SRGB_(\d+)\.png$", re.IGNORECASE)
-MANIFEST = "patches.json"
-
-
-def find_pairs(src):
-    """Scan SIDD-Medium (``src`` may be the folder holding ``Data`` or ``Data`` itself).
-
-    Returns ``(pairs, problems)``: pairs are ``(name, noisy_path, gt_path)`` sorted by name, problems are
-    ``(path, reason)`` for images without their partner."""
-    base = os.path.join(src, "Data") if os.path.isdir(os.path.join(src, "Data")) else src
-    if not os.path.isdir(base):
-        raise DatasetError(f"SIDD folder not found: {src}")
-    pairs, problems = [], []
-    for scene in sorted(os.listdir(base)):
-        folder = os.path.join(base, scene)
-        if not os.path.isdir(folder):
-            continue
-        found = {}
-        for f in os.listdir(folder):
-            m = _PAIR_FILE.match(f)
-            if m:
-                found.setdefault(m.group(2), {})[m.group(1).upper()] = os.path.join(folder, f)
-        for take, files in sorted(found.items()):
-            if len(files) == 2:
-                pairs.append((f"{scene}_{take}", files["NOISY"], files["GT"]))
-            else:
-                (kind, path), = files.items()
-                other = "GT" if kind == "NOISY" else "NOISY"
-                problems.append((path, f"no matching {other}_SRGB_{take} image"))
-    if not pairs and not problems:
-        raise DatasetError(f"no scene folders with GT_SRGB_*/NOISY_SRGB_* images under {base}")
-    return pairs, problems
-
-
-def grid_positions(length, ps, overlap):
-    """Window starts of the official script: every ps - overlap pixels, plus one flush with the end."""
-    return sorted(set(range(0, length - ps, ps - overlap)) | {length - ps})
-
-
-def crop_windows(shape, settings, name):
-    """(y, x) of every patch of an image of ``shape`` (H, W, ...)."""
-    h, w = shape[:2]
-    ps = settings["ps"]
-    if settings["mode"] == "grid":
-        return [(y, x) for y in grid_positions(h, ps, settings["overlap"])
-                for x in grid_positions(w, ps, settings["overlap"])]
-    rng = np.random.default_rng([settings["seed"], zlib.crc32(name.encode())])
-    ys = rng.integers(0, h - ps + 1, settings["num_patches"])
-    xs = rng.integers(0, w - ps + 1, settings["num_patches"])
-    return list(zip(ys.tolist(), xs.tolist()))
-
-
-def _encode(img):
-    import cv2
-
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def patch_pair(job):
-    """Cut one pair into patches; returns ``(name, patches written, problem or None)``.  Never raises for bad
-    data, so one broken pair does not stop a multi-process run."""
-    import cv2
-
-    name, noisy_path, gt_path, settings, dst = job
-    noisy, gt = cv2.imread(noisy_path, cv2.IMREAD_COLOR), cv2.imread(gt_path, cv2.IMREAD_COLOR)
-    for img, path in ((noisy, noisy_path), (gt, gt_path)):
-        if img is None:
-            return name, 0, (path, "unreadable image (corrupt or not an image)")
-    if noisy.shape != gt.shape:
-        return name, 0, (noisy_path, f"size {noisy.shape[1]}x{noisy.shape[0]} differs from its GT "
-                                     f"({gt.shape[1]}x{gt.shape[0]})")
-    ps = settings["ps"]
-    if min(noisy.shape[:2]) < ps:
-        return name, 0, (noisy_path, f"smaller than the patch size {ps}")
-    windows = crop_windows(noisy.shape, settings, name)
-    for k, (y, x) in enumerate(windows):
-        fname = f"{name}_{k:04d}.png"
-        atomic_write_bytes(os.path.join(dst, "groundtruth", fname), _encode(gt[y:y + ps, x:x + ps]))
-        atomic_write_bytes(os.path.join(dst, "input", fname), _encode(noisy[y:y + ps, x:x + ps]))
-    return name, len(windows), None
-
-
-def _check_destination(dst, settings, overwrite):
-    """Refuse to mix patches made with other settings into ``dst``; ``overwrite`` clears it first."""
-    manifest = os.path.join(dst, MANIFEST)
-    old = None
-    if os.path.isfile(manifest):
-        with open(manifest, encoding="utf-8") as f:
-            old = json.load(f)
-    existing = [os.path.join(dst, sub, f) for sub in ("input", "groundtruth") if os.path.isdir(os.path.join(dst, sub))
-                for f in os.listdir(os.path.join(dst, sub)) if f.endswith(".png")]
-    if existing and old != settings and not overwrite:
-        what = f"patches made with other settings ({old})" if old else "images not made by this script"
-        raise DatasetError(f"{dst} already holds {what}; choose another --dst or pass --overwrite to replace them")
-    if overwrite:
-        for path in existing:
-            os.remove(path)
-    atomic_write_text(manifest, json.dumps(settings, sort_keys=True) + "\n")
-
-
-def generate_patches(src, dst, mode="random", ps=256, num_patches=300, overlap=128, seed=0, num_workers=1,
-                     overwrite=False, progress=True):
-    """Cut SIDD-Medium pairs into ``dst/{input,groundtruth}``.  Returns ``(written, pairs_used, problems)``
-    with problems a sorted list of ``(path, reason)`` for every skipped image."""
-    if mode not in ("random", "grid"):
-        raise DatasetError(f"mode must be 'random' or 'grid', got {mode!r}")
-    if ps < 1 or (mode == "grid" and not 0 <= overlap < ps) or (mode == "random" and num_patches < 1):
-        raise DatasetError(f"bad patch settings: ps={ps}, overlap={overlap}, num_patches={num_patches}")
-    settings = {"mode": mode, "ps": int(ps), "seed": int(seed)}
-    settings.update({"overlap": int(overlap)} if mode == "grid" else {"num_patches": int(num_patches)})
-    pairs, problems = find_pairs(src)
-    _check_destination(dst, settings, overwrite)
-    jobs = [(name, noisy, gt, settings, dst) for name, noisy, gt in pairs]
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), unit="pair", desc="patches", disable=not progress)
-    written, used = 0, 0
-    if num_workers > 1 and len(jobs) > 1:
-        import multiprocessing
-
-        with multiprocessing.get_context("spawn").Pool(min(num_workers, len(jobs))) as pool:
-            results = pool.imap_unordered(patch_pair, jobs)
-            for _, count, problem in results:
-                written, used = written + count, used + (problem is None)
-                problems += [problem] if problem else []
-                bar.update()
-    else:
-        for job in jobs:
-            _, count, problem = patch_pair(job)
-            written, used = written + count, used + (problem is None)
-            problems += [problem] if problem else []
-            bar.update()
-    bar.close()
-    return written, used, sorted(problems)
+def _to_float(block):
+    """uint8 H x W x 3 -> float32 (3, H, W) in [0, 1]."""
+    return np.ascontiguousarray(block.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)

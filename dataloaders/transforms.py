@@ -39,3 +39,16 @@ def paired_geometric(inp, target):
     """The same random geometric mode applied to both images."""
     mode = np.random.randint(NUM_GEOMETRIC_MODES)
     return geometric(inp, mode), geometric(target, mode)
+
+
+def paired_hflip(inp, target):
+    """Both images mirrored left-right on half of the calls."""
+    if np.random.rand() < 0.5:
+        return inp[:, :, ::-1], target[:, :, ::-1]
+    return inp, target
+
+
+def paired_channel_shuffle(inp, target):
+    """One random permutation of the colour channels applied to both images (PairRandomRGBShuffle)."""
+    order = np.random.permutation(inp.shape[0])
+    return inp[order], target[order]

@@ -6,46 +6,24 @@ Each network class carries ``size_multiple`` (the stride it pads to internally),
 trained on RGB [0, 1]).  A network returns one image tensor, or a list of images from coarse to fine;
 ``primary_output`` picks the full-resolution prediction that inference paths use.
 """
-import difflib
-import inspect
+from utils.registry import Registry, constructor_args
 
 from .dmsp import DAE, DAE_BN
 from .mimo_unet import MIMOUNet, MIMOUNetPlus
 from .mirnet_v2 import MIRNet_v2
 
-NETWORKS = {cls.__name__: cls for cls in (MIRNet_v2, MIMOUNet, MIMOUNetPlus, DAE, DAE_BN)}
-
-
-def _closest(name, options):
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def constructor_args(cls):
-    """Names and defaults of a registered network's constructor arguments."""
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k != "self"}
+NETWORKS = Registry("network", "network")
+for _cls in (MIRNet_v2, MIMOUNet, MIMOUNetPlus, DAE, DAE_BN):
+    NETWORKS.register(_cls)
 
 
 def get_network_class(name):
-    if name not in NETWORKS:
-        raise KeyError(f"unknown network {name!r}{_closest(str(name), NETWORKS)}; "
-                       f"registered: {', '.join(sorted(NETWORKS))}")
-    return NETWORKS[name]
+    return NETWORKS.get_class(name)
 
 
 def build_network(cfg):
     """Build a network from a dict whose ``name`` picks the class and whose other keys are its arguments."""
-    if not isinstance(cfg, dict) or "name" not in cfg:
-        raise ValueError(f"network config must be a dict with a 'name' key, got {cfg!r}")
-    kwargs = dict(cfg)
-    cls = get_network_class(kwargs.pop("name"))
-    allowed = constructor_args(cls)
-    unknown = [k for k in kwargs if k not in allowed]
-    if unknown:
-        hints = "; ".join(f"{k!r}{_closest(k, allowed)}" for k in unknown)
-        raise TypeError(f"{cls.__name__} got unknown argument(s) {hints}; valid: {', '.join(allowed)}")
-    return cls(**kwargs)
+    return NETWORKS.build(cfg)
 
 
 def _space(net_or_cls):

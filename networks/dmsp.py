@@ -17,8 +17,8 @@ Two forms share the layer names of the official MatConvNet file (``conv1`` ... `
 
 import numpy as np
 import paddle
-from paddle import nn
 import paddle.nn.functional as F
+from paddle import nn
 
 
 class _DAEBase(nn.Layer):

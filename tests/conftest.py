@@ -43,7 +43,7 @@ def _seed():
 @pytest.fixture(scope="session")
 def sidd_lite(tmp_path_factory):
     """The lite SIDD-like data (tools/make_lite_data.py --task sidd), made once per test session."""
-    from utils.lite_data import make_sidd
+    from dataloaders.prepare.lite_data import make_sidd
 
     root = tmp_path_factory.mktemp("lite")
     make_sidd(str(root), seed=0)

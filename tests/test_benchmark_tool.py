@@ -5,8 +5,8 @@ import os
 import pytest
 
 from tools import benchmark
-from utils.benchmark import RECORD_KEYS
 from utils.cli import run_main
+from utils.deploy.benchmark import RECORD_KEYS
 
 
 def test_benchmark_records_and_json(tmp_path, capsys):
@@ -66,8 +66,8 @@ def test_train_backend_runs_with_the_threads_it_records(tmp_path, monkeypatch):
     """The training engine takes every core; the train worker sets the record's thread count after building it."""
     import paddle
 
-    from utils import benchmark as bm
     from utils import engine
+    from utils.deploy import benchmark as bm
 
     calls = []
 

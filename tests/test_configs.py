@@ -7,13 +7,14 @@ import os
 import paddle
 import pytest
 
-from conftest import ROOT
 from dataloaders import DATASETS
 from networks import build_network
 from utils.config import ConfigError, load_config
-from utils.engine import build_optimizer, resolve_config
+from utils.engine import resolve_config
 from utils.losses import build_loss
-from utils.schedulers import build_scheduler
+from utils.schedulers import build_optimizer, build_scheduler
+
+from conftest import ROOT
 
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yml")) + glob.glob(os.path.join(ROOT, "training_*.yml")))
 
@@ -40,9 +41,9 @@ def test_config_resolves_and_builds(path):
         section = cfg["data"][split]
         if section is None:
             continue
-        assert section["type"] in DATASETS, f"{split}: unknown dataset {section['type']}"
-        allowed = set(inspect.signature(DATASETS[section["type"]].__init__).parameters) - {"self"}
-        assert set(section) - {"type"} <= allowed, f"data.{split} has keys its dataset does not take"
+        assert section["name"] in DATASETS, f"{split}: unknown dataset {section['name']}"
+        allowed = set(inspect.signature(DATASETS[section["name"]].__init__).parameters) - {"self"}
+        assert set(section) - {"name"} <= allowed, f"data.{split} has keys its dataset does not take"
 
 
 @pytest.mark.parametrize("path", SHIPPED[:1], ids=os.path.basename)

@@ -7,10 +7,11 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT
 from networks import build_network
 from utils.checkpoint import WeightsError, load_weights, read_state_dict
-from utils.official_weights import convert_official
+from utils.weights.official import convert_official
+
+from conftest import ROOT
 
 torch = pytest.importorskip("torch", reason="torch writes the official-format files (pip install torch==2.13.0)")
 
@@ -52,9 +53,10 @@ def test_round_trip(tmp_path, layout):
 def test_converter_works_without_torch(tmp_path):
     src, dst = tmp_path / "official.pth", tmp_path / "converted.pdparams"
     torch.save({"params": _official_state()}, src)
+    argv = CONVERT[1:] + ["--arch", "MIRNet_v2", "--src", str(src), "--dst", str(dst), "-o", "n_feat=16",
+                          "-o", "n_MRB=1"]
     code = ("import sys, runpy; sys.modules['torch'] = None; "  # any 'import torch' now fails
-            f"sys.argv = {CONVERT[1:] + ['--arch', 'MIRNet_v2', '--src', str(src), '--dst', str(dst), '-o', 'n_feat=16', '-o', 'n_MRB=1']!r}; "
-            "runpy.run_path(sys.argv[0], run_name='__main__')")
+            f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     net = load_weights(build_network({"name": "MIRNet_v2", **TINY}), str(dst))

@@ -15,16 +15,19 @@ import paddle
 import pytest
 import yaml
 
-from conftest import one_line_error
 import export_model
 import infer
 from networks import NETWORKS
-from test_networks import TINY, save_tiny_network as make_weights
-from utils import alignment
-from utils.export import export_model as export_network
+from utils.deploy import alignment
+from utils.deploy.export import export_model as export_network
+from utils.deploy.restoration import default_image, restore, save_reprod_log
+from utils.deploy.runners import DygraphRunner, OnnxRunner, PaddleRunner
+from utils.deploy.tiling import TilePlan
 from utils.image_io import ImageInfo, read_image, write_image
-from utils.inference import DygraphRunner, OnnxRunner, PaddleRunner, default_image, restore, save_reprod_log
-from utils.tiling import TilePlan
+
+from conftest import one_line_error
+from test_networks import TINY
+from test_networks import save_tiny_network as make_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
@@ -48,7 +51,7 @@ def exported(request, tmp_path_factory):
     folder = str(tmp_path_factory.mktemp(f"export_{request.param}"))
     weights, net = make_weights(folder, request.param)
     model_dir = os.path.join(folder, "inference")
-    # pytest's Paddle runs the PIR API, so this also exercises export_model.py re-running itself for .pdmodel
+    # pytest's Paddle runs the PIR API: the legacy program is written in-process under OldIrGuard
     export_model.main(["--weights", weights, "--save-inference-dir", model_dir, "--onnx"])
     return request.param, net, weights, model_dir
 
@@ -180,14 +183,16 @@ def test_infer_bad_inputs(exported, tmp_path, capsys):
     (bad / "inference.pdmodel").write_bytes(os.urandom(512))
     (bad / "inference.pdiparams").write_bytes(os.urandom(512))
     assert "not a valid exported program" in one_line_error(capsys, infer.main, ["--model-dir", str(bad)])
-    assert "not supported on cpu" in one_line_error(capsys, infer.main, ["--model-dir", model_dir, "--precision", "fp16"])
+    assert "not supported on cpu" in one_line_error(capsys, infer.main,
+                                                    ["--model-dir", model_dir, "--precision", "fp16"])
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     (imgs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     onnx = ["--model-dir", model_dir, "--backend", "onnx", "--save-dir", str(tmp_path / "o")]
     assert "cannot read image" in one_line_error(capsys, infer.main, onnx + ["--img-path", str(imgs)])
     cv2.imwrite(str(tmp_path / "float.tif"), np.zeros((8, 8, 3), np.float32))
-    assert "unsupported pixel type" in one_line_error(capsys, infer.main, onnx + ["--img-path", str(tmp_path / "float.tif")])
+    assert "unsupported pixel type" in one_line_error(capsys, infer.main,
+                                                      onnx + ["--img-path", str(tmp_path / "float.tif")])
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((16, 16, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "gt.png"), np.zeros((16, 12, 3), np.uint8))
     assert "ground truth has size" in one_line_error(capsys, infer.main, onnx + ["--img-path", str(tmp_path / "a.png"),
@@ -208,7 +213,8 @@ def test_export_bad_weights(tmp_path, capsys):
     name = "MIRNet_v2"
     weights, _ = make_weights(str(tmp_path / "a"), name)
     argv = ["--save-inference-dir", str(tmp_path / "out"), "--format", "json"]
-    assert "not found" in one_line_error(capsys, export_model.main, ["--weights", str(tmp_path / "none.pdparams")] + argv)
+    assert "not found" in one_line_error(capsys, export_model.main,
+                                         ["--weights", str(tmp_path / "none.pdparams")] + argv)
     # weights of another configuration (config.yml beside them says otherwise)
     other = tmp_path / "b"
     other.mkdir()
@@ -216,7 +222,8 @@ def test_export_bad_weights(tmp_path, capsys):
     cfg = {"network": {"name": name, **TINY[name]}}
     cfg["network"]["n_feat"] = 32
     (other / "config.yml").write_text(yaml.safe_dump(cfg))
-    assert "does not fit" in one_line_error(capsys, export_model.main, ["--weights", str(other / "weights.pdparams")] + argv)
+    assert "does not fit" in one_line_error(capsys, export_model.main,
+                                            ["--weights", str(other / "weights.pdparams")] + argv)
     # weights of an unknown architecture and no config
     alien = tmp_path / "c"
     alien.mkdir()

@@ -10,18 +10,19 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import one_line_error
 import infer
 from tools import alignment as alignment_tool
-from utils import engine as engine_mod
-from utils import inference_devices as idev
+from utils import device as device_mod
 from utils.amp import amp_plan, check_amp_config
 from utils.cli import UserError
 from utils.config import ConfigError
-from utils import device as device_mod
+from utils.deploy import accelerators as idev
+from utils.deploy.runners import predictor_config
 from utils.device import DeviceError, available_devices, cpu_threads, describe, launcher_card, resolve_device
 from utils.engine import Trainer, resolve_config
-from utils.inference import predictor_config
+from utils.engine import trainer as engine_mod
+
+from conftest import one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = {"cpu": 1}
@@ -233,7 +234,7 @@ def test_amp_plan_per_device():
 
 def _tiny_cfg(lite, out, amp):
     return {"seed": 1, "network": {"name": "MIRNet_v2", "n_feat": 8, "n_RRG": 1, "n_MRB": 1},
-            "data": {"train": {"type": "PairedImageDataset", "root": str(lite / "SIDD_patches" / "train_mini"),
+            "data": {"train": {"name": "PairedImageDataset", "root": str(lite / "SIDD_patches" / "train_mini"),
                                "cache": True}, "val": None},
             "train": {"stages": [{"iters": 2, "batch_size": 2, "patch_size": 16, "micro_batch": 1}],
                       "grad_clip": 0.5, "amp": amp},

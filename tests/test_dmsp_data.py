@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dataloaders import DATASETS, DatasetError, build_dataset
+from dataloaders.prepare.lite_data import LITE_TASKS, make_bsds
 from utils.config import ConfigError
-from utils.lite_data import LITE_TASKS, make_bsds
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_lite_bsds_layout_and_determinism(bsds, tmp_path):
 
 
 def test_lite_bsds_motion_kernels_load_for_deblurring(bsds):
-    from utils.dmsp_restore import load_kernel
+    from utils.dmsp.restore import load_kernel
 
     stack = np.load(os.path.join(bsds, "kernels.npy"))
     assert stack.shape == (4, 15, 15) and np.allclose(stack.sum(axis=(1, 2)), 1.0, atol=1e-5)
@@ -46,7 +46,7 @@ def test_lite_bsds_motion_kernels_load_for_deblurring(bsds):
 
 def test_dataset_contract(bsds):
     assert "GaussianNoiseFolder" in DATASETS
-    ds = build_dataset({"type": "GaussianNoiseFolder", "root": bsds, "split": "train", "patch_size": 48,
+    ds = build_dataset({"name": "GaussianNoiseFolder", "root": bsds, "split": "train", "patch_size": 48,
                         "sigma": 11.0, "repeat": 2})
     assert len(ds) == 24
     noisy, clean = ds[5]
@@ -62,14 +62,14 @@ def test_dataset_contract(bsds):
 
 
 def test_validation_split_is_whole_and_fixed(bsds):
-    ds = build_dataset({"type": "GaussianNoiseFolder", "root": bsds, "split": "test", "patch_size": None,
+    ds = build_dataset({"name": "GaussianNoiseFolder", "root": bsds, "split": "test", "patch_size": None,
                         "augment": False, "seed": 3})
     assert len(ds) == 8
     n1, c1 = ds[2]
     n2, c2 = ds[2]
     np.testing.assert_array_equal(n1, n2)
     assert c1.shape[1:] in ((160, 240), (240, 160))
-    other = build_dataset({"type": "GaussianNoiseFolder", "root": bsds, "split": "test", "patch_size": None,
+    other = build_dataset({"name": "GaussianNoiseFolder", "root": bsds, "split": "test", "patch_size": None,
                            "augment": False, "seed": 4})
     np.testing.assert_array_equal(other[2][1], c1)
     assert not np.array_equal(other[2][0], n1)
@@ -77,19 +77,19 @@ def test_validation_split_is_whole_and_fixed(bsds):
 
 def test_plain_folder_and_small_images(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30, 3), 128, np.uint8))
-    ds = build_dataset({"type": "GaussianNoiseFolder", "root": str(tmp_path), "patch_size": 40})
+    ds = build_dataset({"name": "GaussianNoiseFolder", "root": str(tmp_path), "patch_size": 40})
     noisy, clean = ds[0]
     assert clean.shape == (3, 40, 40) and np.allclose(clean, 128 / 255.0)
 
 
 def test_dataset_errors(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
-        build_dataset({"type": "GaussianNoiseFolder", "root": str(tmp_path / "missing")})
+        build_dataset({"name": "GaussianNoiseFolder", "root": str(tmp_path / "missing")})
     with pytest.raises(DatasetError, match="no images"):
-        build_dataset({"type": "GaussianNoiseFolder", "root": str(tmp_path)})
+        build_dataset({"name": "GaussianNoiseFolder", "root": str(tmp_path)})
     with pytest.raises(ConfigError, match="unknown key"):
-        build_dataset({"type": "GaussianNoiseFolder", "root": str(tmp_path), "noise": 11})
+        build_dataset({"name": "GaussianNoiseFolder", "root": str(tmp_path), "noise": 11})
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    ds = build_dataset({"type": "GaussianNoiseFolder", "root": str(tmp_path)})
+    ds = build_dataset({"name": "GaussianNoiseFolder", "root": str(tmp_path)})
     with pytest.raises(DatasetError, match="cannot read"):
         ds[0]

@@ -9,12 +9,13 @@ import paddle
 import pytest
 import scipy.io
 
-from conftest import ROOT, shared_path
 from networks import DAE, DAE_BN, build_network
 from networks.dmsp import fold_state_dict
 from utils.checkpoint import WeightsError, load_weights, save_weights
-from utils.dmsp import inference_denoiser
-from utils.official_weights import convert_official, read_matconvnet_dae
+from utils.dmsp.solver import inference_denoiser
+from utils.weights.official import convert_official, read_matconvnet_dae
+
+from conftest import ROOT, shared_path
 
 CONVERT = [sys.executable, os.path.join(ROOT, "tools", "convert_weights.py")]
 FOLD = [sys.executable, os.path.join(ROOT, "tools", "fold_dae.py")]

@@ -9,10 +9,11 @@ import paddle
 import pytest
 import scipy.io
 
-from conftest import shared_path
 from networks import DAE
-from utils.dmsp import dmsp_restore, inference_denoiser, initial_estimate, official_psnr, synthesize
-from utils.official_weights import convert_official
+from utils.dmsp.solver import dmsp_restore, inference_denoiser, initial_estimate, official_psnr, synthesize
+from utils.weights.official import convert_official
+
+from conftest import shared_path
 
 pytestmark = pytest.mark.slow
 

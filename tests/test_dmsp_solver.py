@@ -11,12 +11,23 @@ import pytest
 import scipy.io
 import scipy.signal
 
-from conftest import ROOT, shared_path
 from networks import DAE
 from utils.checkpoint import save_weights
-from utils.dmsp import (BlurOperator, dmsp_restore, fill_missing, inference_denoiser, initial_estimate,
-                        layer_denoiser, official_psnr, predictor_denoiser, sampling_mask, synthesize)
-from utils.official_weights import convert_official
+from utils.dmsp.solver import (
+    BlurOperator,
+    dmsp_restore,
+    fill_missing,
+    inference_denoiser,
+    initial_estimate,
+    layer_denoiser,
+    official_psnr,
+    predictor_denoiser,
+    sampling_mask,
+    synthesize,
+)
+from utils.weights.official import convert_official
+
+from conftest import ROOT, shared_path
 
 
 def _rand(*shape, seed=0):

@@ -3,31 +3,29 @@ DAE_BN checkpoint folded into the deployable DAE, driving the solver, restore_dm
 import os
 import re
 import shutil
-import sys
 
 import numpy as np
 import paddle
 import pytest
 import yaml
 
-from conftest import ROOT
+import export_model
+import infer
+import restore_dmsp
+import train
 from dataloaders import build_dataset
+from dataloaders.prepare.lite_data import make_bsds
 from networks import DAE, DAE_BN, build_network
+from tools import fold_dae
 from utils.checkpoint import WeightsError, load_weights, network_config_for, save_weights
 from utils.cli import run_main
 from utils.config import get_by_path, load_config
-from utils.dmsp import dmsp_restore, layer_denoiser, synthesize
-from utils.dmsp_restore import DEFAULT_IMAGE_SIZE, load_dae, motion_kernel
+from utils.deploy.restoration import default_image
+from utils.dmsp.restore import DEFAULT_IMAGE_SIZE, load_dae, motion_kernel
+from utils.dmsp.solver import dmsp_restore, layer_denoiser, synthesize
 from utils.engine import DEFAULTS, MERGED, SeededDataset, Trainer, resolve_config
-from utils.inference import default_image
-from utils.lite_data import make_bsds
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import export_model  # noqa: E402
-import fold_dae  # noqa: E402
-import infer  # noqa: E402
-import restore_dmsp  # noqa: E402
-import train  # noqa: E402
+from conftest import ROOT
 
 LITE = os.path.join(ROOT, "configs", "dmsp_dae_lite.yml")
 FULL = os.path.join(ROOT, "configs", "dmsp_dae_bsds300.yml")
@@ -59,13 +57,13 @@ def trained(bsds, tmp_path_factory):
 
 def test_training_noise_follows_the_engine_seeding(bsds):
     """Unseeded (training) samples are functions of the engine's per-sample seed; seeded ones of the index."""
-    ds = build_dataset({"type": "GaussianNoiseFolder", "root": bsds, "patch_size": 24})
+    ds = build_dataset({"name": "GaussianNoiseFolder", "root": bsds, "patch_size": 24})
     seeded = SeededDataset(ds)
     a, b, c = seeded[(3, 7)], seeded[(3, 7)], seeded[(3, 8)]
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0] - a[1], c[0] - c[1])
-    val = build_dataset({"type": "GaussianNoiseFolder", "root": bsds, "split": "test", "patch_size": None,
+    val = build_dataset({"name": "GaussianNoiseFolder", "root": bsds, "split": "test", "patch_size": None,
                          "augment": False, "seed": 0, "cache": True})
     np.random.seed(1)
     first = val[2][0]
@@ -101,13 +99,13 @@ def test_dae_configs():
         cfg = resolve_config(load_config(path))
         assert cfg["network"]["name"] == "DAE_BN"
         train_set, val_set = cfg["data"]["train"], cfg["data"]["val"]
-        assert train_set["type"] == val_set["type"] == "GaussianNoiseFolder"
+        assert train_set["name"] == val_set["name"] == "GaussianNoiseFolder"
         assert train_set["sigma"] == val_set["sigma"] == 11.0
         assert train_set["seed"] is None and isinstance(val_set["seed"], int) and val_set["patch_size"] is None
         assert (train_set["split"], val_set["split"]) == ("train", "test")
         opt = cfg["train"]["optimizer"]
-        assert (opt["type"], opt["lr"], opt["momentum"]) == ("SGD", 0.01, 0.9)
-        assert cfg["train"]["loss"]["type"] == "MSELoss"
+        assert (opt["name"], opt["lr"], opt["momentum"]) == ("SGD", 0.01, 0.9)
+        assert cfg["train"]["loss"]["name"] == "MSELoss"
         build_network(cfg["network"])
     full = load_config(FULL)["network"]
     assert (full.get("features", 64), full.get("depth", 20)) == (64, 20)  # the official DAE's size
@@ -203,7 +201,7 @@ def exported(folded, tmp_path_factory):
 def test_the_batchnorm_checkpoint_exports_too(trained, exported, tmp_path):
     """Exporting model_best.pdparams directly (config.yml beside it): DAE_BN in eval mode, the folded DAE's
     outputs under Paddle Inference."""
-    from utils.inference import make_runner
+    from utils.deploy.runners import make_runner
 
     export_model.main(["--weights", str(trained / "model_best.pdparams"), "--save-inference-dir", str(tmp_path)])
     assert yaml.safe_load((tmp_path / "inference.yml").read_text())["model_name"] == "DAE_BN"

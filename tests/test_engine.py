@@ -22,13 +22,13 @@ def tiny_cfg(lite, out, **train):
     cfg = {
         "seed": 3,
         "network": dict(TINY_NET),
-        "data": {"train": {"type": "PairedImageDataset", "root": str(lite / "SIDD_patches" / "train_mini"),
+        "data": {"train": {"name": "PairedImageDataset", "root": str(lite / "SIDD_patches" / "train_mini"),
                            "geometric_augs": True, "cache": True},
-                 "val": {"type": "SIDDValidationBlocks", "root": str(lite / "SIDD_val"), "max_images": 2}},
+                 "val": {"name": "SIDDValidationBlocks", "root": str(lite / "SIDD_val"), "max_images": 2}},
         "train": {"stages": [{"iters": 3, "batch_size": 2, "patch_size": 16},
                              {"iters": 3, "batch_size": 1, "patch_size": 24}],
-                  "optimizer": {"type": "Adam", "lr": 1e-3},
-                  "scheduler": {"type": "CosineAnnealingRestartCyclicLR", "periods": [2, 4],
+                  "optimizer": {"name": "Adam", "lr": 1e-3},
+                  "scheduler": {"name": "CosineAnnealingRestartCyclicLR", "periods": [2, 4],
                                 "restart_weights": [1, 1], "eta_mins": [2e-3, 1e-5]},
                   "grad_clip": 0.5, "ema_decay": 0.9, "mixup": {"enable": True}},
         "val": {"freq": 3, "log_images": 1},
@@ -62,7 +62,7 @@ def test_config_unknown_keys_are_refused(sidd_lite, tmp_path):
     with pytest.raises(ConfigError, match="train.stages.0"):
         resolve_config(cfg)
     cfg = copy.deepcopy(good)
-    cfg["train"]["optimizer"] = {"type": "SGD", "lr": 0.1, "betas": [0.9, 0.99]}
+    cfg["train"]["optimizer"] = {"name": "SGD", "lr": 0.1, "betas": [0.9, 0.99]}
     with pytest.raises(ConfigError, match="'betas' in train.optimizer"):
         resolve_config(cfg)
     cfg = copy.deepcopy(good)
@@ -189,8 +189,8 @@ def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
 
 
 def test_sgd_step_decay_and_amp_on_cpu(sidd_lite, tmp_path, caplog):
-    cfg = tiny_cfg(sidd_lite, tmp_path, optimizer={"type": "SGD", "lr": 0.01, "momentum": 0.9},
-                   scheduler={"type": "StepLR", "step_size": 2, "gamma": 0.5}, amp={"enable": True, "level": "O2"},
+    cfg = tiny_cfg(sidd_lite, tmp_path, optimizer={"name": "SGD", "lr": 0.01, "momentum": 0.9},
+                   scheduler={"name": "StepLR", "step_size": 2, "gamma": 0.5}, amp={"enable": True, "level": "O2"},
                    max_iters=5, ema_decay=0)
     cfg["data"]["val"] = None
     t = Trainer(cfg, device="cpu", record_history=True)

@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+import prepare_GoPro
 from dataloaders import DatasetError, build_dataset
+from dataloaders.prepare.lite_data import LITE_TASKS
 from utils.config import ConfigError
-from utils.lite_data import LITE_TASKS
 
-import prepare_GoPro  # noqa: E402  (top-level script, repository root is on sys.path)
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def _decode(patch):
 
 def test_train_dataset_pairs_stay_aligned(tmp_path):
     root = _paired_folder(tmp_path / "train")
-    ds = build_dataset({"type": "GoProDataset", "root": str(root), "patch_size": 8, "rgb_shuffle": True})
+    ds = build_dataset({"name": "GoProDataset", "root": str(root), "patch_size": 8, "rgb_shuffle": True})
     assert len(ds) == 3
     np.random.seed(0)
     seen = []
@@ -192,7 +192,7 @@ def test_train_dataset_pairs_stay_aligned(tmp_path):
         top, left, flipped, order = _decode(tgt)
         assert 0 <= top <= 12 and 0 <= left <= 22
         seen.append((top, left, flipped, order))
-    assert len({(t, l) for t, l, _, _ in seen}) > 10
+    assert len({(top, left) for top, left, _, _ in seen}) > 10
     assert 10 < sum(f for _, _, f, _ in seen) < 30
     assert len({o for *_, o in seen}) >= 4
     ds.set_patch_size(16)
@@ -204,7 +204,7 @@ def test_train_dataset_pairs_stay_aligned(tmp_path):
 
 def test_train_dataset_without_augmentation_is_a_plain_crop(tmp_path):
     root = _paired_folder(tmp_path / "train", n=1, size=(8, 8))
-    ds = build_dataset({"type": "GoProDataset", "root": str(root), "patch_size": 8, "hflip": False})
+    ds = build_dataset({"name": "GoProDataset", "root": str(root), "patch_size": 8, "hflip": False})
     full = cv2.cvtColor(cv2.imread(str(root / "sharp" / "s_0.png")), cv2.COLOR_BGR2RGB).transpose(2, 0, 1) / 255.0
     for _ in range(5):
         np.testing.assert_allclose(ds[0][1], full, atol=1e-6)
@@ -212,32 +212,32 @@ def test_train_dataset_without_augmentation_is_a_plain_crop(tmp_path):
 
 
 def test_test_dataset_whole_images_in_name_order(lite):
-    ds = build_dataset({"type": "GoProTestDataset", "root": str(lite / "GOPRO" / "test")})
+    ds = build_dataset({"name": "GoProTestDataset", "root": str(lite / "GOPRO" / "test")})
     assert len(ds) == 8 and ds.names == sorted(ds.names)
     inp, tgt = ds[0]
     assert inp.shape == tgt.shape == (3, 256, 320) and inp.dtype == np.float32
     assert not hasattr(ds, "set_patch_size")
-    third = build_dataset({"type": "GoProTestDataset", "root": str(lite / "GOPRO" / "test"), "every": 3})
+    third = build_dataset({"name": "GoProTestDataset", "root": str(lite / "GOPRO" / "test"), "every": 3})
     assert third.names == ds.names[::3] and len(third) == 3
     np.testing.assert_array_equal(third[1][0], ds[3][0])
     for bad in (0, 1.5, True):
         with pytest.raises(DatasetError, match="every must be a positive integer"):
-            build_dataset({"type": "GoProTestDataset", "root": str(lite / "GOPRO" / "test"), "every": bad})
+            build_dataset({"name": "GoProTestDataset", "root": str(lite / "GOPRO" / "test"), "every": bad})
 
 
 def test_dataset_errors(tmp_path):
     root = _paired_folder(tmp_path / "d")
     with pytest.raises(DatasetError, match="not found"):
-        build_dataset({"type": "GoProTestDataset", "root": str(tmp_path / "nope")})
+        build_dataset({"name": "GoProTestDataset", "root": str(tmp_path / "nope")})
     with pytest.raises(ConfigError, match="patch_size"):
-        build_dataset({"type": "GoProDataset", "root": str(root), "patchsize": 8})
+        build_dataset({"name": "GoProDataset", "root": str(root), "patchsize": 8})
     with pytest.raises(DatasetError, match="positive integer"):
-        build_dataset({"type": "GoProDataset", "root": str(root), "patch_size": 0})
+        build_dataset({"name": "GoProDataset", "root": str(root), "patch_size": 0})
     cv2.imwrite(str(root / "blur" / "extra.png"), np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(DatasetError, match="extra.png"):
-        build_dataset({"type": "GoProTestDataset", "root": str(root)})
+        build_dataset({"name": "GoProTestDataset", "root": str(root)})
     cv2.imwrite(str(root / "sharp" / "extra.png"), np.zeros((5, 4, 3), np.uint8))
-    ds = build_dataset({"type": "GoProTestDataset", "root": str(root)})
+    ds = build_dataset({"name": "GoProTestDataset", "root": str(root)})
     with pytest.raises(DatasetError, match="differ in size"):
         ds[ds.names.index("extra.png")]
     (root / "sharp" / "extra.png").write_bytes(b"not a png")
@@ -247,4 +247,4 @@ def test_dataset_errors(tmp_path):
     (empty / "blur").mkdir(parents=True)
     (empty / "sharp").mkdir()
     with pytest.raises(DatasetError, match="no images"):
-        build_dataset({"type": "GoProTestDataset", "root": str(empty)})
+        build_dataset({"name": "GoProTestDataset", "root": str(empty)})

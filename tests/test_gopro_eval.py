@@ -1,4 +1,5 @@
-"""test_deblurring_gopro.py and utils.paired_eval: protocol, self-ensemble, saved images, bad input."""
+"""test_deblurring_gopro.py and the GoPro protocol (utils.deploy.evaluation): protocol, self-ensemble, saved
+images, exported models, bad input."""
 import csv
 import os
 import subprocess
@@ -9,17 +10,23 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, one_line_error
-from dataloaders.gopro import GoProTestDataset
+import test_deblurring_gopro
+from dataloaders.paired import GoProTestDataset
 from networks import build_network
 from utils.checkpoint import save_weights
-from utils.ensemble import self_ensemble
+from utils.deploy.ensemble import EnsembleRunner, self_ensemble
+from utils.deploy.evaluation import evaluate_pairs
+from utils.deploy.runners import DygraphRunner
 from utils.metrics import psnr
-from utils.paired_eval import evaluate_pairs, restore
 
-import test_deblurring_gopro  # noqa: E402  (top-level script)
+from conftest import ROOT, one_line_error
 
 TINY = {"name": "MIMOUNet", "num_res": 1}
+
+
+def restore(net, x, ensemble="none"):
+    """The protocol's prediction: the (self-ensembled) network's full-resolution output clamped to [0, 1]."""
+    return paddle.to_tensor(np.clip(EnsembleRunner(DygraphRunner(net), ensemble)(x.numpy()), 0, 1))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,7 @@ def test_protocol_values(data, weights):
     path, net = weights
     net.eval()
     ds = GoProTestDataset(str(data))
-    res = evaluate_pairs(net, ds, progress=False)
+    res = evaluate_pairs(DygraphRunner(net), ds, progress=False)
     inp, tgt = ds[1]
     with paddle.no_grad():
         expected = paddle.clip(net(paddle.to_tensor(inp[None]))[-1], 0, 1).numpy()[0]

@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT
+import test_deblurring_gopro
 from dataloaders import build_dataset
 from networks import build_network
 from utils.config import ConfigError, load_config
@@ -19,7 +19,7 @@ from utils.engine import resolve_config
 from utils.losses import build_loss
 from utils.schedulers import build_schedule
 
-import test_deblurring_gopro  # noqa: E402  (top-level script)
+from conftest import ROOT
 
 FULL = {"mimo_unet_gopro.yml": ("MIMOUNet", 8), "mimo_unet_plus_gopro.yml": ("MIMOUNetPlus", 20),
         "mimo_unet_plus_gopro_8cards.yml": ("MIMOUNetPlus", 20)}
@@ -81,8 +81,8 @@ def test_full_recipe_in_iterations(name, tiny_gopro):
     assert stage["batch_size"] == (32 if "8cards" in name else 4)
     for cards in ((8, 4, 2, 1) if "8cards" in name else (4, 2, 1)):
         assert stage["batch_size"] % cards == 0
-    assert train["optimizer"] == {"type": "Adam", "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0}
-    assert train["loss"] == {"type": "MultiScaleFreqLoss", "content_weight": 1.0, "freq_weight": 0.1}
+    assert train["optimizer"] == {"name": "Adam", "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0}
+    assert train["loss"] == {"name": "MultiScaleFreqLoss", "content_weight": 1.0, "freq_weight": 0.1}
     assert train["grad_clip"] is None and train["mixup"]["enable"] is False
     assert cfg["data"]["train"]["patch_size"] == 256 and cfg["data"]["train"]["hflip"] is True
     assert train["ema_decay"] == (0.9999 if "8cards" in name else 0)

@@ -6,7 +6,7 @@ import pytest
 
 from networks import build_network, primary_output
 from networks.mimo_unet import nearest_double, nearest_half
-from utils.ensemble import self_ensemble
+from utils.deploy.ensemble import self_ensemble
 from utils.losses import build_loss
 
 
@@ -92,7 +92,7 @@ def test_multiscale_freq_loss_matches_official_formulation():
     ref = content + 0.1 * freq
     ref.backward()
     pp = [paddle.to_tensor(p, stop_gradient=False) for p in preds]
-    ours = build_loss({"type": "MultiScaleFreqLoss"})(pp, paddle.to_tensor(y))
+    ours = build_loss({"name": "MultiScaleFreqLoss"})(pp, paddle.to_tensor(y))
     ours.backward()
     assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
     for a, b in zip(pp, tp):
@@ -103,8 +103,8 @@ def test_multiscale_freq_loss_terms():
     """Explicit numpy version: bilinear labels, L1, and the L1 of stacked real/imaginary FFT parts."""
     preds, y = _loss_inputs(seed=1)
     pp, ty = [paddle.to_tensor(p) for p in preds], paddle.to_tensor(y)
-    content_only = build_loss({"type": "MultiScaleFreqLoss", "freq_weight": 0.0})(pp, ty).item()
-    freq_only = build_loss({"type": "MultiScaleFreqLoss", "content_weight": 0.0, "freq_weight": 1.0})(pp, ty).item()
+    content_only = build_loss({"name": "MultiScaleFreqLoss", "freq_weight": 0.0})(pp, ty).item()
+    freq_only = build_loss({"name": "MultiScaleFreqLoss", "content_weight": 0.0, "freq_weight": 1.0})(pp, ty).item()
     # bilinear (half-pixel) downsampling by 2 / 4 = mean of the two middle pixels of each 2 / 4 block, per axis
     def down(a, s):
         lo, hi = s // 2 - 1, s // 2
@@ -116,13 +116,13 @@ def test_multiscale_freq_loss_terms():
     exp_freq = sum(np.abs(np.stack([s.real, s.imag], -1)).mean() for s in spec)
     assert content_only == pytest.approx(exp_content, rel=1e-5)
     assert freq_only == pytest.approx(exp_freq, rel=1e-5)
-    both = build_loss({"type": "MultiScaleFreqLoss"})(pp, ty).item()
+    both = build_loss({"name": "MultiScaleFreqLoss"})(pp, ty).item()
     assert both == pytest.approx(exp_content + 0.1 * exp_freq, rel=1e-5)
 
 
 def test_multiscale_freq_loss_single_output_and_zero():
     y = paddle.rand([1, 3, 9, 7])
-    loss = build_loss({"type": "MultiScaleFreqLoss"})
+    loss = build_loss({"name": "MultiScaleFreqLoss"})
     assert loss(y, y).item() == 0.0
     # constant error 0.5: content 0.5; the FFT has only its DC term, 0.5 * 63, among 2 * 63 real/imag entries
     assert loss([y], y + 0.5).item() == pytest.approx(0.5 + 0.1 * 0.25, rel=1e-5)
@@ -132,7 +132,7 @@ def test_multiscale_freq_loss_refuses_unknown_arguments():
     from utils.config import ConfigError
 
     with pytest.raises(ConfigError, match="MultiScaleFreqLoss"):
-        build_loss({"type": "MultiScaleFreqLoss", "fft_weight": 0.1})
+        build_loss({"name": "MultiScaleFreqLoss", "fft_weight": 0.1})
 
 
 # ---------------------------------------------------------------- self-ensemble

@@ -7,10 +7,11 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT
 from networks import build_network
 from utils.checkpoint import WeightsError, load_weights
-from utils.official_weights import READERS, convert_official
+from utils.weights.official import READERS, convert_official
+
+from conftest import ROOT
 
 torch = pytest.importorskip("torch", reason="torch writes the official-format files (pip install torch==2.13.0)")
 

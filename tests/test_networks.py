@@ -6,8 +6,9 @@ import paddle
 import pytest
 import yaml
 
-from conftest import shared_path
 from networks import NETWORKS, build_network, constructor_args, primary_output
+
+from conftest import shared_path
 
 # name -> (tiny test config, official key list file, official parameter count)
 OFFICIAL = {

@@ -7,18 +7,20 @@ import paddle
 import pytest
 import yaml
 
-from conftest import one_line_error
 import export_model
 import infer
 from networks import build_network
-from test_networks import save_tiny_network
 from tools import model_card as card_tool
 from tools import quantize as quantize_tool
-from utils import inference as inf
+from utils.deploy import runners as inf
+from utils.deploy.model_card import count_macs, count_parameters
+from utils.deploy.restoration import default_image
+from utils.deploy.runners import DygraphRunner, PaddleRunner, predictor_config
 from utils.image_io import ImageInfo, write_image
-from utils.inference import DygraphRunner, PaddleRunner, default_image, predictor_config
 from utils.metrics import psnr
-from utils.model_card import count_macs, count_parameters
+
+from conftest import one_line_error
+from test_networks import save_tiny_network
 
 INT8_MIN_PSNR = 30.0  # dB, INT8 output against the fp32 network on a photo crop (random weights; measured ~40)
 ODD = (37, 45)
@@ -66,8 +68,9 @@ def test_int8_and_precision_mismatches_are_refused(int8_model, tmp_path, capsys)
     assert "no images found" in one_line_error(capsys, quantize_tool.main, ["--model-dir", fp32, "--calib-dir",
                                                                     str(tmp_path / "none"), "--save-dir",
                                                                     str(tmp_path / "q")])
-    assert "no exported model" in one_line_error(capsys, quantize_tool.main, ["--model-dir", str(tmp_path), "--calib-dir",
-                                                                      fp32, "--save-dir", str(tmp_path / "q")])
+    assert "no exported model" in one_line_error(capsys, quantize_tool.main,
+                                                 ["--model-dir", str(tmp_path), "--calib-dir", fp32, "--save-dir",
+                                                  str(tmp_path / "q")])
 
 
 def test_int8_warns_on_cpus_without_int8_dot_products(int8_model, monkeypatch):
@@ -156,4 +159,5 @@ def test_model_card_tool(tmp_path, capsys):
     assert cards[0]["gmacs"]["16x16"] == round(count_macs(net, 16, 16) / 1e9, 3) > cards[0]["gmacs"]["8x12"]
     assert "| MIMOUNet |" in capsys.readouterr().out
     assert "unknown model" in one_line_error(capsys, card_tool.main, ["--models", "Nope"])
-    assert "must look like MODEL.key=value" in one_line_error(capsys, card_tool.main, ["--models", "MIMOUNet", "-o", "x=1"])
+    assert "must look like MODEL.key=value" in one_line_error(capsys, card_tool.main,
+                                                              ["--models", "MIMOUNet", "-o", "x=1"])

@@ -7,14 +7,16 @@ import paddle
 import pytest
 import yaml
 
-from conftest import one_line_error
 import predict
 from networks import build_network
-from test_networks import TINY, save_tiny_network
+from utils.deploy.restoration import default_image, restore
+from utils.deploy.runners import DygraphRunner
+from utils.deploy.tiling import TilePlan, blend_window, count_tiles, tile_starts, tiled_run
 from utils.image_io import read_image, write_image
-from utils.inference import DygraphRunner, default_image, restore
 from utils.metrics import psnr
-from utils.tiling import TilePlan, blend_window, count_tiles, tile_starts, tiled_run
+
+from conftest import one_line_error
+from test_networks import TINY, save_tiny_network
 
 
 def make_weights(folder, name="MIRNet_v2"):

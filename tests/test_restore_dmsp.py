@@ -9,14 +9,15 @@ import paddle
 import pytest
 import scipy.io
 
-from conftest import ROOT
 from networks import DAE
 from utils.checkpoint import save_weights
 from utils.cli import UserError, run_main
-from utils.dmsp_restore import load_kernel
+from utils.dmsp.restore import load_kernel
+
+from conftest import ROOT
 
 sys.path.insert(0, ROOT)
-import restore_dmsp  # noqa: E402
+import restore_dmsp
 
 SCRIPT = [sys.executable, os.path.join(ROOT, "restore_dmsp.py")]
 

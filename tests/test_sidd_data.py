@@ -11,10 +11,11 @@ from scipy.io import loadmat, savemat
 
 from dataloaders import DatasetError, build_dataset
 from dataloaders.paired import PairedImageDataset
-from dataloaders.sidd import SIDDValidationBlocks, find_pairs, generate_patches, grid_positions
+from dataloaders.prepare.lite_data import LITE_TASKS, make_sidd
+from dataloaders.prepare.sidd_patches import find_pairs, generate_patches, grid_positions
+from dataloaders.sidd import SIDDValidationBlocks
 from dataloaders.transforms import geometric
 from utils.config import ConfigError
-from utils.lite_data import LITE_TASKS, make_sidd
 from utils.metrics import psnr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +57,7 @@ def test_lite_sidd_layout_size_and_realism(sidd_lite):
 
 def test_lite_sidd_noise_grows_with_signal(sidd_lite):
     """Shot noise: in linear light the noise variance rises with brightness."""
-    from utils.lite_data import srgb_to_linear
+    from dataloaders.prepare.lite_data import srgb_to_linear
 
     base = sidd_lite / "SIDD_patches" / "train_mini"
     dark, bright = [], []
@@ -161,7 +162,7 @@ def test_generate_patches_script(sidd_tree, tmp_path):
 # -- SIDD validation blocks ---------------------------------------------------------------------------------------
 
 def test_sidd_validation_blocks(sidd_lite, tmp_path):
-    ds = build_dataset({"type": "SIDDValidationBlocks", "root": str(sidd_lite / "SIDD_val")})
+    ds = build_dataset({"name": "SIDDValidationBlocks", "root": str(sidd_lite / "SIDD_val")})
     raw = loadmat(str(sidd_lite / "SIDD_val" / "ValidationNoisyBlocksSrgb.mat"))["ValidationNoisyBlocksSrgb"]
     assert len(ds) == raw.shape[0] * raw.shape[1]
     noisy, gt = ds[5]
@@ -241,6 +242,6 @@ def test_paired_dataset_errors(tmp_path):
     with pytest.raises(DatasetError, match="cannot read image"):
         PairedImageDataset(str(root))[0]
     with pytest.raises(ConfigError, match="unknown key"):
-        build_dataset({"type": "PairedImageDataset", "root": str(root), "patchsize": 4})
+        build_dataset({"name": "PairedImageDataset", "root": str(root), "patchsize": 4})
     with pytest.raises(ConfigError, match="did you mean 'PairedImageDataset'"):
-        build_dataset({"type": "PairedImageDatset", "root": str(root)})
+        build_dataset({"name": "PairedImageDatset", "root": str(root)})

@@ -10,11 +10,12 @@ from scipy import io as sio
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import one_line_error
 import test_denoising_sidd
 from networks import build_network
-from test_networks import TINY
 from utils.image_io import write_image
+
+from conftest import one_line_error
+from test_networks import TINY
 
 
 @pytest.fixture()

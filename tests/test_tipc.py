@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT
 
 TIPC = os.path.join(ROOT, "test_tipc")
@@ -63,7 +64,7 @@ def bash(script, env=None):
 @pytest.fixture(scope="session")
 def lite_root(tmp_path_factory):
     """Every lite data set, made once, to check the data paths the configs name."""
-    from utils.lite_data import LITE_TASKS
+    from dataloaders.prepare.lite_data import LITE_TASKS
 
     root = tmp_path_factory.mktemp("lite_all")
     for make in LITE_TASKS.values():

@@ -12,17 +12,16 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from utils.cli import add_device_argument, quiet_paddle, run_main  # noqa: E402
-
-quiet_paddle()
-from utils import alignment  # noqa: E402
-from utils.device import set_device  # noqa: E402
-from utils.inference import DygraphRunner, build_from_weights, infer_device, make_runner  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
+    from utils.checkpoint import build_from_weights
+    from utils.cli import add_device_argument
+    from utils.deploy import alignment
+    from utils.deploy.runners import DygraphRunner, infer_device, make_runner
+    from utils.device import set_device
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("record", help="record outputs on the fixed inputs")
@@ -66,4 +65,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

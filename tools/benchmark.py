@@ -16,17 +16,14 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from utils.cli import UserError, quiet_paddle, run_main  # noqa: E402
-
-quiet_paddle()
-from utils import benchmark as bm  # noqa: E402
-from utils.config import model_overrides  # noqa: E402
-from utils.fileio import atomic_write_text  # noqa: E402
 
 
 def main(argv=None):
+    from utils.config import model_overrides
+    from utils.deploy import benchmark as bm
+    from utils.errors import UserError
+    from utils.fileio import atomic_write_text
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
     p.add_argument("--backends", nargs="+", default=["dygraph", "inference", "onnx"], help=" ".join(bm.BACKENDS))
@@ -45,10 +42,7 @@ def main(argv=None):
     p.add_argument("--json", help="write the records to this file")
     p.add_argument("--markdown", help="write a Markdown table of the records to this file (- = print)")
     p.add_argument("--from-json", nargs="+", help="read records from these files instead of measuring")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.worker:
-        return bm.worker(json.loads(args.worker))
     if args.from_json:
         records = bm.read_records(args.from_json)
     else:
@@ -63,8 +57,7 @@ def main(argv=None):
         base = {"height": args.size[0], "width": args.size[1], "threads": args.threads, "repeat": args.repeat,
                 "warmup": args.warmup, "tile": args.tile, "tile_overlap": args.tile_overlap,
                 "train_batch": args.train_batch, "num_workers": args.num_workers, "train_data": args.train_data}
-        records = bm.run_all(models, args.backends, base, model_overrides(args.override, models),
-                             os.path.abspath(__file__), os.path.join(ROOT, "export_model.py"), args.timeout,
+        records = bm.run_all(models, args.backends, base, model_overrides(args.override, models), args.timeout,
                              echo=lambda line: print(line, flush=True))
         print(f"machine: {bm.describe_machine(records[0]['machine'])}" if records else "no records")
     print(bm.table(records))
@@ -77,4 +70,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

@@ -1,6 +1,7 @@
 """Convert an official checkpoint into Paddle weights (.pdparams), without PyTorch installed.
 
-    python tools/convert_weights.py --arch MIRNet_v2 --src real_denoising.pth --dst pretrained_models/real_denoising.pdparams
+    python tools/convert_weights.py --arch MIRNet_v2 --src real_denoising.pth \
+        --dst pretrained_models/real_denoising.pdparams
 
 The file is checked against the network: a checkpoint of another architecture or configuration is refused
 with the first mismatching keys.  ``-o key=value`` sets network arguments for non-default configurations.
@@ -9,16 +10,12 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import yaml  # noqa: E402
-
-from utils.checkpoint import WeightsError, save_weights  # noqa: E402
-from utils.cli import run_main  # noqa: E402
-from utils.official_weights import READERS, convert_official  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
+    from utils.weights import READERS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True, choices=sorted(READERS), help="architecture of the checkpoint")
     p.add_argument("--src", required=True, help="official checkpoint (.pth / .pkl / .mat)")
@@ -30,6 +27,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    import yaml
+
+    from utils.checkpoint import WeightsError, save_weights
+    from utils.weights import convert_official
+
     args = parse_args(argv)
     cfg = {}
     for item in args.network_opt:
@@ -51,4 +53,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

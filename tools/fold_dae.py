@@ -9,14 +9,14 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import yaml  # noqa: E402
-
-from utils.cli import UserError, run_main  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
+    import yaml
+
+    from utils.errors import UserError
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", required=True, help="trained DAE_BN weights or checkpoint (.pdparams)")
     p.add_argument("--dst", required=True, help="output .pdparams of the folded DAE")
@@ -53,4 +53,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

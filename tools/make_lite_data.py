@@ -6,13 +6,12 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from utils.cli import run_main  # noqa: E402
-from utils.lite_data import LITE_TASKS  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
+    from dataloaders.prepare.lite_data import LITE_TASKS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="all", choices=["all", *sorted(LITE_TASKS)])
     p.add_argument("--out", default="data/lite", help="output root (default: %(default)s)")
@@ -23,4 +22,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

@@ -10,14 +10,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from utils.cli import UserError, quiet_paddle, run_main  # noqa: E402
-
-quiet_paddle()
-from utils.config import model_overrides  # noqa: E402
-from utils.fileio import atomic_write_text  # noqa: E402
-from utils.model_card import card_table, model_card  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def size_arg(text):
@@ -29,6 +22,10 @@ def size_arg(text):
 
 def main(argv=None):
     from networks import NETWORKS
+    from utils.config import model_overrides
+    from utils.deploy.model_card import card_table, model_card
+    from utils.errors import UserError
+    from utils.fileio import atomic_write_text
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
@@ -54,4 +51,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

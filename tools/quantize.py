@@ -14,20 +14,12 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-if __name__ == "__main__":
-    os.environ.setdefault("FLAGS_enable_pir_api", "0")  # the quantiser works on the legacy static graph
-
-from utils.cli import quiet_paddle, run_main  # noqa: E402
-
-quiet_paddle()
-from utils.image_io import list_images  # noqa: E402
-from utils.quantize import ALGOS, calibration_batches, check_quantizable, quantize_int8  # noqa: E402
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+    from utils.deploy.quantize import ALGOS, calibration_batches, check_quantizable, quantize_int8
+    from utils.image_io import list_images
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", "--model_dir", default="output/inference", help="fp32 export (legacy program)")
     p.add_argument("--calib-dir", "--calib_dir", required=True, help="calibration images: file, folder or glob")
@@ -38,18 +30,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     check_quantizable(args.model_dir)  # bad input ends here, in this process, with one line
     batches = calibration_batches(list_images(args.calib_dir), args.crop or None, args.calib_num)
-    import paddle
-
-    if paddle.framework.use_pir_api():  # imported earlier under PIR (e.g. from Python): quantise in a fresh process
-        import subprocess
-
-        env = dict(os.environ, FLAGS_enable_pir_api="0")
-        code = subprocess.run([sys.executable, os.path.abspath(__file__), *argv], env=env).returncode
-        if code:
-            raise SystemExit(code)
-        from utils.inference import read_meta
-
-        return read_meta(args.save_dir)
     meta = quantize_int8(args.model_dir, batches, args.save_dir, args.algo)
     print(f"quantised {meta.get('model_name', 'model')} to INT8 with {len(batches)} calibration image(s) "
           f"({args.algo}): {args.save_dir}; run it with infer.py --model-dir {args.save_dir} --precision int8")
@@ -57,4 +37,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # run as a script: the repository's packages
+    from utils.cli import run_main
+
     run_main(main)

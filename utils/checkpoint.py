@@ -1,4 +1,5 @@
-"""Weight files: strict loading with one-line errors, atomic saving, key/shape checks.
+"""Weight files: strict loading with one-line errors, atomic saving, key/shape checks, and the one way every
+downstream script rebuilds its network from a weights file (``build_from_weights``).
 
 A ``.pdparams`` file holds a plain state dict, so ``paddle.load`` + ``set_state_dict`` work on it directly.
 Nested checkpoints (``{'params': state_dict, ...}`` as the official MIRNetV2 files, ``{'model': ...}`` as the
@@ -8,13 +9,12 @@ import os
 
 import numpy as np
 
+from .errors import ConfigError, WeightsError
 from .fileio import atomic_paddle_save
 
 CONTAINER_KEYS = ("params", "model", "state_dict", "net", "params_ema")
-
-
-class WeightsError(ValueError):
-    """Raised for unreadable weight files and for files that do not fit the network."""
+WEIGHT_NAMES = ("model_best.pdparams", "model_latest.pdparams", "model.pdparams")  # looked for in a folder
+INPUT_CHANNEL_KEYS = ("inp_channels", "in_channels", "in_nc")  # upstream spellings of the input-channel argument
 
 
 def unwrap_state_dict(obj, key=None):
@@ -98,7 +98,7 @@ def detect_network(state):
                 expected = build_network({"name": name}).state_dict()
             check_state_dict(expected, state)
             return name
-        except (WeightsError, TypeError, ValueError):
+        except (WeightsError, ConfigError, TypeError, ValueError):
             continue
     return None
 
@@ -135,3 +135,37 @@ def network_config_for(weights_path, config_path=None):
             return dict(cfg)
     raise WeightsError(f"{weights_path} fits no registered network at its default configuration; pass the "
                        "training config with -c")
+
+
+def resolve_weights(path):
+    """A weights file, or the best/latest ``.pdparams`` inside a training output folder."""
+    if os.path.isfile(path):
+        return path
+    if os.path.isdir(path):
+        for name in WEIGHT_NAMES:
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+        found = sorted(f for f in os.listdir(path) if f.endswith(".pdparams"))
+        if len(found) == 1:
+            return os.path.join(path, found[0])
+        raise WeightsError(f"{path} holds {len(found)} .pdparams files; pass the weights file itself")
+    raise WeightsError(f"weights file not found: {path}")
+
+
+def build_from_weights(weights, config=None, rgb_only=True):
+    """(network in eval mode, its network config) for a weights file or training folder, the config found as
+    ``network_config_for`` describes.  ``rgb_only`` refuses networks that do not take 3-channel images."""
+    from networks import build_network
+
+    weights = resolve_weights(weights)
+    cfg = network_config_for(weights, config)
+    channels = {k: cfg[k] for k in INPUT_CHANNEL_KEYS if k in cfg and cfg[k] != 3}
+    if rgb_only and channels:
+        raise WeightsError(f"the network takes {channels} input channels; these tools feed RGB images (3 channels)")
+    try:
+        net = build_network(cfg)
+    except ConfigError as exc:
+        raise WeightsError(f"cannot build the network {cfg}: {exc}") from None
+    load_weights(net, weights)
+    net.eval()
+    return net, cfg

@@ -11,9 +11,7 @@ import os
 
 import yaml
 
-
-class ConfigError(ValueError):
-    pass
+from .errors import ConfigError
 
 
 def _yaml_loader():

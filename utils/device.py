@@ -15,6 +15,8 @@ and what to install; a build that supports the device but sees no card says wher
 import os
 import re
 
+from .errors import DeviceError
+
 INSTALL_HINTS = {
     "gpu": "install the CUDA build of Paddle on a machine with an NVIDIA driver: pip uninstall paddlepaddle && "
            "pip install paddlepaddle-gpu==3.3.1 -i https://www.paddlepaddle.org.cn/packages/stable/cu126/ "
@@ -27,10 +29,6 @@ VISIBILITY_HINTS = {
     "npu": "check npu-smi info and ASCEND_RT_VISIBLE_DEVICES",
 }
 ALIASES = {"cuda": "gpu", "ascend": "npu"}
-
-
-class DeviceError(RuntimeError):
-    pass
 
 
 def available_devices(cuda_count=None, custom_types=None, include_empty=False):
@@ -118,6 +116,14 @@ def resolve_device(spec="auto", devices=None, env=None):
     return kind if idx is None else f"{kind}:{idx}"
 
 
+def available_cores():
+    """CPU cores this process may run on (``taskset`` and container limits included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_threads(env=None, cores=None):
     """Math-library threads for one CPU process: ``OMP_NUM_THREADS`` when it asks for 2 or more, else the
     cores this process may run on (``taskset`` limits them) shared among the processes that
@@ -129,11 +135,7 @@ def cpu_threads(env=None, cores=None):
     value = str(env.get("OMP_NUM_THREADS", "")).strip()
     if value.isdigit() and int(value) > 1:
         return int(value)
-    if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # not Linux
-            cores = os.cpu_count() or 1
+    cores = available_cores() if cores is None else cores
     local = str(env.get("PADDLE_LOCAL_SIZE", "")).strip()
     procs = int(local) if local.isdigit() and int(local) > 0 else launcher_world_size(env)
     return max(1, cores // max(procs, 1))

@@ -11,13 +11,12 @@ import os
 import cv2
 import numpy as np
 
+from .errors import ImageError
 from .fileio import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class ImageError(ValueError):
-    """Unreadable, unsupported or mismatched image; the message is one line naming the file."""
+# (input, ground truth) sub-folder names of a paired folder, in the order they are looked for
+PAIRED_LAYOUTS = (("input", "groundtruth"), ("input", "target"), ("noisy", "clean"), ("blur", "sharp"))
 
 
 @dataclasses.dataclass
@@ -107,3 +106,73 @@ def list_images(path):
     if not files:
         raise ImageError(f"no images found at {path}")
     return files
+
+
+def image_names(folder):
+    """Sorted names of the image files in ``folder`` (hidden files left out)."""
+    return sorted(f for f in os.listdir(folder) if is_image_file(f) and not f.startswith("."))
+
+
+def paired_folder(path):
+    """(input folder, ground-truth folder) when ``path`` is a folder in a paired layout, else None."""
+    if os.path.isdir(path):
+        for inp, gt in PAIRED_LAYOUTS:
+            if os.path.isdir(os.path.join(path, inp)) and os.path.isdir(os.path.join(path, gt)):
+                return os.path.join(path, inp), os.path.join(path, gt)
+    return None
+
+
+def _unmatched(lonely_inputs, lonely_targets, input_folder, target_folder):
+    parts = []
+    for items, where in ((lonely_inputs, target_folder), (lonely_targets, input_folder)):
+        if items:
+            more = f" and {len(items) - 2} more" if len(items) > 2 else ""
+            parts.append(f"{len(items)} file(s) missing from {where} ({', '.join(items[:2])}{more})")
+    return ImageError("unmatched file names: " + "; ".join(parts) + "; remove the images without a partner or add "
+                      "their partners")
+
+
+def match_ground_truth(files, gt, strict=False):
+    """The ground-truth path of each input file: the file of the same name in folder ``gt``, else (unless
+    ``strict``) one of the same stem with another image extension; a single file ``gt`` pairs a single input.
+
+    Lenient (restoring images, some with a reference): unmatched inputs get None.  ``strict`` (data sets): every
+    input needs its equally named partner and every ground-truth image its input, else ImageError naming them."""
+    if gt is None:
+        return [None] * len(files)
+    if os.path.isfile(gt):
+        if len(files) != 1:
+            raise ImageError(f"ground truth {gt} is one file but there are {len(files)} inputs; pass a folder")
+        return [gt]
+    if not os.path.isdir(gt):
+        raise ImageError(f"ground truth not found: {gt}")
+    names = image_names(gt)
+    if strict:
+        given = [os.path.basename(f) for f in files]
+        lonely_in, lonely_gt = sorted(set(given) - set(names)), sorted(set(names) - set(given))
+        if lonely_in or lonely_gt:
+            raise _unmatched(lonely_in, lonely_gt, os.path.dirname(files[0]) if files else "", gt)
+        return [os.path.join(gt, f) for f in given]
+    by_stem = {}
+    for f in names:
+        by_stem.setdefault(os.path.splitext(f)[0], os.path.join(gt, f))
+    out = []
+    for f in files:
+        base = os.path.basename(f)
+        same = os.path.join(gt, base)
+        out.append(same if os.path.isfile(same) else by_stem.get(os.path.splitext(base)[0]))
+    if not any(out):
+        raise ImageError(f"no ground truth in {gt} matches the input names (e.g. {os.path.basename(files[0])})")
+    return out
+
+
+def folder_pairs(input_folder, target_folder):
+    """(input path, target path) of every equally named image pair of two folders (the data sets' pairing)."""
+    for folder in (input_folder, target_folder):
+        if not os.path.isdir(folder):
+            raise ImageError(f"data folder not found: {folder}")
+    names = image_names(input_folder)
+    if not names:
+        raise ImageError(f"no images in {input_folder}")
+    files = [os.path.join(input_folder, f) for f in names]
+    return list(zip(files, match_ground_truth(files, target_folder, strict=True)))

@@ -1,4 +1,4 @@
-"""Training losses, chosen by the config's ``train.loss`` section: ``{type: L1Loss, ...kwargs}``.
+"""Training losses, chosen by the config's ``train.loss`` section: ``{name: L1Loss, ...kwargs}``.
 
 A loss is called as ``loss(pred, target)``; ``pred`` is what the network returned (one tensor, or a list of
 tensors for multi-scale networks), both in the network's value space.  The engine never looks inside.
@@ -9,7 +9,12 @@ from paddle import nn
 
 from networks import primary_output
 
+from .registry import Registry
 
+LOSSES = Registry("loss", "train.loss")
+
+
+@LOSSES.register
 class L1Loss(nn.Layer):
     """Mean absolute error on the (full-resolution) output."""
 
@@ -21,6 +26,7 @@ class L1Loss(nn.Layer):
         return self.loss_weight * (primary_output(pred) - target).abs().mean()
 
 
+@LOSSES.register
 class MSELoss(nn.Layer):
     """Mean squared error on the (full-resolution) output."""
 
@@ -32,6 +38,7 @@ class MSELoss(nn.Layer):
         return self.loss_weight * ((primary_output(pred) - target) ** 2).mean()
 
 
+@LOSSES.register
 class CharbonnierLoss(nn.Layer):
     """sqrt((pred - target)^2 + eps^2), averaged; a smooth L1."""
 
@@ -44,6 +51,7 @@ class CharbonnierLoss(nn.Layer):
         return self.loss_weight * paddle.sqrt(diff * diff + self.eps ** 2).mean()
 
 
+@LOSSES.register
 class MultiScaleFreqLoss(nn.Layer):
     """MIMO-UNet's loss: content L1 plus frequency L1, summed over every output scale.
 
@@ -72,17 +80,6 @@ class MultiScaleFreqLoss(nn.Layer):
         return paddle.add_n(terms)
 
 
-LOSSES = {cls.__name__: cls for cls in (L1Loss, MSELoss, CharbonnierLoss, MultiScaleFreqLoss)}
-
-
 def build_loss(cfg):
-    from utils.config import ConfigError
-
-    cfg = dict(cfg or {"type": "L1Loss"})
-    name = cfg.pop("type", "L1Loss")
-    if name not in LOSSES:
-        raise ConfigError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
-    try:
-        return LOSSES[name](**cfg)
-    except TypeError as exc:
-        raise ConfigError(f"bad arguments for loss {name}: {exc}") from None
+    """The loss of a ``train.loss`` section (null: L1Loss)."""
+    return LOSSES.build(cfg or {"name": "L1Loss"})

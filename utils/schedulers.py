@@ -1,4 +1,5 @@
-"""Learning-rate schedules by iteration, chosen by the config's ``train.scheduler`` section.
+"""Learning-rate schedules by iteration and the optimizers, chosen by the config's ``train.scheduler`` and
+``train.optimizer`` sections (``{name: ..., ...kwargs}``, utils/registry.py).
 
 Every schedule is a pure function of the 0-based iteration ``i`` (the i-th optimizer step uses ``lr(i)``), so
 a resumed run gets exactly the learning rates of an uninterrupted one.  ``base_lr`` is the optimizer's ``lr``.
@@ -16,19 +17,24 @@ a resumed run gets exactly the learning rates of an uninterrupted one.  ``base_l
   Past the last cycle the last cycle's formula continues to hold its final value.
 """
 import bisect
-import inspect
 import math
 
 import paddle
 
-from .config import ConfigError
+from .errors import ConfigError
+from .registry import Registry
+
+SCHEDULES = Registry("scheduler", "train.scheduler")
+OPTIMIZERS = Registry("optimizer", "train.optimizer")
 
 
+@SCHEDULES.register
 class ConstantLR:
     def __call__(self, i, base_lr):
         return base_lr
 
 
+@SCHEDULES.register
 class StepLR:
     def __init__(self, step_size, gamma=0.1):
         if int(step_size) < 1:
@@ -39,6 +45,7 @@ class StepLR:
         return base_lr * self.gamma ** (i // self.step_size)
 
 
+@SCHEDULES.register
 class MultiStepLR:
     def __init__(self, milestones, gamma=0.1):
         self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
@@ -47,6 +54,7 @@ class MultiStepLR:
         return base_lr * self.gamma ** bisect.bisect_right(self.milestones, i)
 
 
+@SCHEDULES.register
 class CosineAnnealingLR:
     def __init__(self, T_max, eta_min=0.0):
         if int(T_max) < 1:
@@ -58,6 +66,7 @@ class CosineAnnealingLR:
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
 
 
+@SCHEDULES.register
 class CosineAnnealingRestartCyclicLR:
     def __init__(self, periods, restart_weights=(1,), eta_mins=(0,)):
         self.periods = [int(p) for p in periods]
@@ -78,13 +87,10 @@ class CosineAnnealingRestartCyclicLR:
         return eta + self.weights[c] * 0.5 * (base_lr - eta) * (1 + math.cos(math.pi * t / self.periods[c]))
 
 
+@SCHEDULES.register
 class CosineAnnealingRestartLR(CosineAnnealingRestartCyclicLR):
     def __init__(self, periods, restart_weights=(1,), eta_min=0.0):
         super().__init__(periods, restart_weights, [eta_min] * len(periods))
-
-
-SCHEDULES = {cls.__name__: cls for cls in (ConstantLR, StepLR, MultiStepLR, CosineAnnealingLR,
-                                           CosineAnnealingRestartLR, CosineAnnealingRestartCyclicLR)}
 
 
 class IterationLR(paddle.optimizer.lr.LRScheduler):
@@ -99,18 +105,70 @@ class IterationLR(paddle.optimizer.lr.LRScheduler):
 
 
 def build_schedule(cfg):
-    """The schedule function of a ``{type: ..., **kwargs}`` section (null means constant)."""
-    cfg = dict(cfg or {"type": "ConstantLR"})
-    name = cfg.pop("type", None)
-    if name not in SCHEDULES:
-        raise ConfigError(f"unknown scheduler {name!r}; known: {', '.join(sorted(SCHEDULES))}")
-    cls = SCHEDULES[name]
-    allowed = list(inspect.signature(cls).parameters)
-    unknown = [k for k in cfg if k not in allowed]
-    if unknown:
-        raise ConfigError(f"scheduler {name} got unknown key(s) {unknown}; valid: {', '.join(allowed) or 'none'}")
-    return cls(**cfg)
+    """The schedule function of a ``train.scheduler`` section (null means constant)."""
+    return SCHEDULES.build(cfg or {"name": "ConstantLR"})
 
 
 def build_scheduler(cfg, base_lr):
     return IterationLR(base_lr, build_schedule(cfg))
+
+
+# ------------------------------------------------------------------------------------------------ optimizers
+def _positive_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+        raise ConfigError(f"train.optimizer.lr must be a positive number, got {lr!r}")
+    return float(lr)
+
+
+@OPTIMIZERS.register
+class Adam:
+    """Adam (``weight_decay`` added to the gradient, as torch.optim.Adam)."""
+    paddle_class = "Adam"
+
+    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+        self.lr, (self.beta1, self.beta2) = _positive_lr(lr), (float(b) for b in betas)
+        self.eps, self.weight_decay = float(eps), weight_decay
+
+    def make(self, common):
+        cls = getattr(paddle.optimizer, self.paddle_class)
+        return cls(beta1=self.beta1, beta2=self.beta2, epsilon=self.eps, weight_decay=self._decay(), **common)
+
+    def _decay(self):
+        return self.weight_decay or None
+
+
+@OPTIMIZERS.register
+class AdamW(Adam):
+    """AdamW (decoupled weight decay, 0.01 unless given)."""
+    paddle_class = "AdamW"
+
+    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=None):
+        super().__init__(lr, betas, eps, weight_decay)
+
+    def _decay(self):
+        return 0.01 if self.weight_decay is None else self.weight_decay
+
+
+@OPTIMIZERS.register
+class SGD:
+    """SGD with (Nesterov) momentum."""
+
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0):
+        self.lr, self.momentum, self.nesterov = _positive_lr(lr), float(momentum), bool(nesterov)
+        self.weight_decay = weight_decay
+
+    def make(self, common):
+        return paddle.optimizer.Momentum(momentum=self.momentum, use_nesterov=self.nesterov,
+                                         weight_decay=self.weight_decay or None, **common)
+
+
+def check_optimizer(cfg):
+    """Validate a ``train.optimizer`` section (name, keys, lr) without building anything."""
+    return OPTIMIZERS.build(cfg)
+
+
+def build_optimizer(cfg, parameters, scheduler, grad_clip=None):
+    """The optimizer of a ``train.optimizer`` section over ``parameters``, stepping ``scheduler``, with the
+    gradients clipped to the global L2 norm ``grad_clip`` when it is set."""
+    clip = paddle.nn.ClipGradByGlobalNorm(float(grad_clip)) if grad_clip else None
+    return OPTIMIZERS.build(cfg).make(dict(learning_rate=scheduler, parameters=parameters, grad_clip=clip))

@@ -4,12 +4,11 @@ Paddle's own ``paddle.static.quantization.PostTrainingQuantization`` runs the fp
 ``inference.pdmodel`` that export_model.py writes by default) on calibration images, records the largest
 absolute activation of every quantised op (``abs_max``) and per-channel weight scales, and writes a program
 with quantize / dequantize ops (``onnx_format``).  Paddle Inference turns those into oneDNN INT8 kernels when
-the predictor has ``enable_mkldnn_int8()`` (``utils.inference.predictor_config`` with ``precision='int8'``).
+the predictor has ``enable_mkldnn_int8()`` (``utils.deploy.runners.predictor_config`` with ``precision='int8'``).
 
 Quantised ops: conv2d, depthwise_conv2d, matmul, matmul_v2.  Transposed convolutions stay fp32 (quantising
-them breaks MIMO-UNet at run time in Paddle 3.3.1).  The program must be the legacy format, and the process
-must run Paddle's static graph without PIR (``FLAGS_enable_pir_api=0`` before Paddle is imported);
-tools/quantize.py arranges both.
+them breaks MIMO-UNet at run time in Paddle 3.3.1).  The program must be the legacy format; the quantiser
+runs under ``paddle.pir_utils.OldIrGuard`` whatever IR the process uses.
 """
 import os
 import shutil
@@ -17,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from .cli import UserError
+from ..errors import UserError
 
 QUANTIZABLE_OPS = ("conv2d", "depthwise_conv2d", "matmul", "matmul_v2")
 ALGOS = ("abs_max", "avg", "mse", "KL", "hist")
@@ -25,7 +24,7 @@ ALGOS = ("abs_max", "avg", "mse", "KL", "hist")
 
 def calibration_batches(paths, crop=None, limit=8):
     """Feed arrays (1, 3, H, W) float32 RGB [0, 1] of up to ``limit`` images, centre-cropped to ``crop``."""
-    from .image_io import read_image
+    from ..image_io import read_image
 
     if not paths:
         raise UserError("no calibration images found")
@@ -42,7 +41,7 @@ def calibration_batches(paths, crop=None, limit=8):
 
 def check_quantizable(model_dir):
     """Metadata of the fp32 legacy export in ``model_dir``; one-line UserError when it cannot be quantised."""
-    from .inference import PROGRAMS, find_program, read_meta
+    from .runners import PROGRAMS, find_program, read_meta
 
     fmt, _, _ = find_program(model_dir)
     if fmt != "pdmodel":
@@ -57,19 +56,33 @@ def check_quantizable(model_dir):
 def quantize_int8(model_dir, batches, save_dir, algo="abs_max"):
     """Quantise the legacy program in ``model_dir`` with ``batches`` and write it with its metadata to
     ``save_dir``; returns the metadata written (``inference.yml`` plus ``precision: int8`` and the settings)."""
-    import paddle
 
-    from .config import dump_config
-    from .fileio import atomic_write_text
-    from .inference import META_FILE, PARAMS_FILE, PROGRAMS
+    from ..config import dump_config
+    from ..fileio import atomic_write_text
+    from .export import ir_guard
+    from .runners import META_FILE, PROGRAMS
 
     meta = check_quantizable(model_dir)
-    if paddle.framework.use_pir_api():
-        raise UserError("quantisation needs FLAGS_enable_pir_api=0 set before Paddle is imported "
-                        "(tools/quantize.py does this for you)")
     if algo not in ALGOS:
         raise UserError(f"unknown calibration algorithm {algo!r} (choose from {', '.join(ALGOS)})")
     from paddle.static.quantization import PostTrainingQuantization
+
+    with ir_guard("pdmodel"):
+        _calibrate(PostTrainingQuantization, model_dir, batches, save_dir, algo)
+    meta.update(precision="int8", onnx=None, quantization={
+        "method": "post-training (paddle.static.quantization.PostTrainingQuantization)", "algo": algo,
+        "calibration_images": len(batches), "ops": list(QUANTIZABLE_OPS), "weights": "channel_wise_abs_max"})
+    for stale in ("inference.onnx", PROGRAMS["json"]):
+        if os.path.isfile(os.path.join(save_dir, stale)):
+            os.remove(os.path.join(save_dir, stale))
+    atomic_write_text(os.path.join(save_dir, META_FILE), dump_config(meta))
+    return meta
+
+
+def _calibrate(ptq_class, model_dir, batches, save_dir, algo):
+    import paddle
+
+    from .runners import PARAMS_FILE, PROGRAMS
 
     paddle.enable_static()
     try:
@@ -80,7 +93,7 @@ def quantize_int8(model_dir, batches, save_dir, algo="abs_max"):
             for batch in batches:
                 yield {feed_name[0]: batch}
 
-        ptq = PostTrainingQuantization(
+        ptq = ptq_class(
             executor=exe, model_dir=model_dir, model_filename=PROGRAMS["pdmodel"], params_filename=PARAMS_FILE,
             data_loader=loader, batch_nums=len(batches), algo=algo, quantizable_op_type=list(QUANTIZABLE_OPS),
             weight_quantize_type="channel_wise_abs_max", onnx_format=True, is_use_cache_file=False)
@@ -97,11 +110,3 @@ def quantize_int8(model_dir, batches, save_dir, algo="abs_max"):
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         paddle.disable_static()
-    meta.update(precision="int8", onnx=None, quantization={
-        "method": "post-training (paddle.static.quantization.PostTrainingQuantization)", "algo": algo,
-        "calibration_images": len(batches), "ops": list(QUANTIZABLE_OPS), "weights": "channel_wise_abs_max"})
-    for stale in ("inference.onnx", PROGRAMS["json"]):
-        if os.path.isfile(os.path.join(save_dir, stale)):
-            os.remove(os.path.join(save_dir, stale))
-    atomic_write_text(os.path.join(save_dir, META_FILE), dump_config(meta))
-    return meta

@@ -296,7 +296,7 @@ def make_gopro(out_root, seed=0):
     file system allows, else copies).  Replaces both folders atomically."""
     import cv2
 
-    from dataloaders.gopro import flatten_gopro
+    from .gopro import flatten_gopro
 
     rng = np.random.default_rng(seed)
     h, w = GOPRO_LITE_SIZE
@@ -377,7 +377,7 @@ def make_bsds(out_root, seed=0):
     ``BSDS300/kernels.npy``: four 15 x 15 linear motion-blur kernels (a [4, 15, 15] stack) for DMSP deblurring."""
     import cv2
 
-    from .dmsp_restore import motion_kernel
+    from utils.dmsp.restore import motion_kernel
 
     final = os.path.join(out_root, "BSDS300")
     crops = _bsds_crops(seed, BSDS_TRAIN + BSDS_TEST)

@@ -1,18 +1,50 @@
 """File-level DMSP restoration behind ``restore_dmsp.py`` and the DMSP mode of ``infer.py``: denoiser weights,
 blur kernels, images, batching, synthetic degradations as in the official demos, outputs and the official PSNR
-report."""
+report.  The solver's options travel as one ``Settings`` value, made from either script's arguments."""
+import dataclasses
 import os
 import time
 
 import numpy as np
 
-from .cli import UserError
-from .image_io import ImageError, list_images, read_image, write_image
+from ..errors import ImageError, UserError, WeightsError
+from ..image_io import list_images, read_image, write_image
 
 KERNEL_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TASKS = ("deblur", "sr", "demosaic")
 DAE_NETWORKS = ("DAE", "DAE_BN")
 DEFAULT_IMAGE_SIZE = 128  # infer.py's built-in sharp image (a crop of scikit-image's astronaut photograph)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a DMSP restoration does (values on the 0-255 scale).  ``synthesize``: degrade sharp inputs first
+    (valid blur, Gaussian noise of std ``noise``, then the SR / Bayer sampling) and score against them; group g
+    synthesises with seed ``seed + 2 g`` and draws the prior's noise with ``seed + 2 g + 1``."""
+    task: str = "deblur"
+    scale: int = 2
+    pattern: str = "RGGB"
+    sigma_d: float = -1.0
+    sigma_dae: float = 11.0
+    num_iter: int = 300
+    mu: float = 0.9
+    alpha: float = 0.1
+    synthesize: bool = False
+    noise: float = 2.55
+    seed: int = 0
+    batch_size: int = 1
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise UserError(f"unknown DMSP task {self.task!r} (one of {', '.join(TASKS)})")
+        if self.num_iter < 0 or self.batch_size < 1 or self.scale < 1:
+            raise UserError("--num-iter must be >= 0, --batch-size and --scale >= 1")
+
+    @classmethod
+    def from_args(cls, args, **changes):
+        """The settings named by a script's parsed arguments (the fields it has), with ``changes`` on top."""
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        return cls(**{**given, **changes})
 
 
 def _normalise_kernel(k, source):
@@ -89,8 +121,9 @@ def motion_kernel(length=9.0, angle=30.0, size=9):
 
 def load_dae(weights):
     """The deployable DAE from the official ``.mat``, converted ``.pdparams`` or a trained ``DAE_BN`` (folded)."""
-    from networks import DAE, DAE_BN, build_network
-    from .checkpoint import WeightsError, load_weights, network_config_for
+    from networks import DAE, DAE_BN
+
+    from ..checkpoint import build_from_weights
 
     if not weights or not os.path.isfile(weights):
         raise WeightsError(f"denoiser weights not found: {weights} (the official DAE_sigma11.mat of the DMSP "
@@ -98,15 +131,14 @@ def load_dae(weights):
     if weights.lower().endswith(".mat"):
         import paddle
 
-        from .official_weights import convert_official
+        from ..weights.official import convert_official
 
         net = DAE()
         net.set_state_dict({k: paddle.to_tensor(v) for k, v in convert_official("DAE", weights).items()})
         return net
-    cfg = network_config_for(weights)  # config.yml beside the weights, else read off the file (any DAE size)
+    net, cfg = build_from_weights(weights)  # config.yml beside the weights, else read off the file (any DAE size)
     if cfg.get("name") not in DAE_NETWORKS:
         raise WeightsError(f"{weights} holds a {cfg.get('name')} network, not a DMSP denoiser (DAE or DAE_BN)")
-    net = load_weights(build_network(cfg), weights)
     return net.fold() if isinstance(net, DAE_BN) else net
 
 
@@ -115,7 +147,7 @@ def make_denoiser(net, backend="auto"):
     the CPU, where it is several times faster, dygraph elsewhere)."""
     import paddle
 
-    from .dmsp import inference_denoiser, layer_denoiser
+    from .solver import inference_denoiser, layer_denoiser
 
     if backend == "auto":
         backend = "inference" if paddle.get_device() == "cpu" else "dygraph"
@@ -155,7 +187,7 @@ def observation_from_image(img, task, scale, pattern):
     """(degraded grid [3, h, w], mask or None) from a real degraded image (0-255).  SR: the low-resolution
     image's pixels land on every ``scale``-th pixel of the grid; demosaicing: the Bayer samples are taken from
     the image (a grayscale raw mosaic read as three equal channels works too)."""
-    from .dmsp import sampling_mask
+    from .solver import sampling_mask
 
     if task == "deblur":
         return img, None
@@ -167,39 +199,31 @@ def observation_from_image(img, task, scale, pattern):
     return img * mask, mask
 
 
-def check_options(opts):
-    if opts.num_iter < 0 or opts.batch_size < 1 or opts.scale < 1:
-        raise UserError("--num-iter must be >= 0, --batch-size and --scale >= 1")
-
-
-def run(args, log=print):
-    """Restore every image of ``args.input`` (see restore_dmsp.py for the arguments); returns the PSNR pairs."""
-    check_options(args)
-    if args.task == "deblur" and args.kernel is None:
-        raise UserError("--task deblur needs a blur kernel: --kernel kernels.mat (the official kernels) or a "
-                        ".npy / image file")
-    kernel = load_kernel(args.kernel, args.kernel_index)
-    files = list_images(args.input)
-    denoiser = make_denoiser(load_dae(args.weights), args.backend)
-    records = restore_groups(_batches(files, args.batch_size, args.crop), denoiser, kernel, args, log)
+def restore_files(inputs, weights, kernel_path, settings, output, kernel_index=0, crop=0, backend="auto", log=print):
+    """Restore every image of ``inputs`` (a file, folder or glob) with the DAE ``weights`` as the prior (see
+    restore_dmsp.py for the arguments); writes into ``output`` and returns the (start, restored) PSNR pairs."""
+    if settings.task == "deblur" and kernel_path is None:
+        raise UserError("--task deblur needs a blur kernel: --kernel kernels.mat (the official kernels), or the "
+                        "lite data's data/lite/BSDS300/kernels.npy, or a .npy / image file")
+    kernel = load_kernel(kernel_path, kernel_index)
+    files = list_images(inputs)
+    denoiser = make_denoiser(load_dae(weights), backend)
+    records = restore_groups(_batches(files, settings.batch_size, crop), denoiser, kernel, settings, output, log)
     return [(r["psnr_input"], r["psnr"]) for r in records]
 
 
-def restore_groups(groups, denoiser, kernel, opts, log=print, timer=None, outputs=None):
-    """DMSP-restore groups of equal-sized images (``group_images``) with ``denoiser`` and write the results.
-
-    ``opts`` carries task, scale, pattern, synthesize, noise, sigma_d, sigma_dae, num_iter, mu, alpha, seed and
-    output (restore_dmsp.py's arguments).  Group g synthesises its degradation with seed ``opts.seed + 2 g``
-    and draws the prior's noise with ``opts.seed + 2 g + 1``.  ``timer`` (auto_log interface) is stamped after
+def restore_groups(groups, denoiser, kernel, opts, output, log=print, timer=None, outputs=None):
+    """DMSP-restore groups of equal-sized images (``group_images``) with ``denoiser`` as ``opts`` (``Settings``)
+    says, and write the results into the folder ``output``.  ``timer`` (auto_log interface) is stamped after
     the degradation and after the solver; ``outputs`` (a dict), when given, receives name -> restored RGB image
     in [0, 1] (unrounded).  Returns one record per synthesised image: name, psnr_input (the starting
     estimate) and psnr (the restoration), both the official PSNR.
     """
     import paddle
 
-    from .dmsp import dmsp_restore, initial_estimate, official_psnr, synthesize
+    from .solver import dmsp_restore, initial_estimate, official_psnr, synthesize
 
-    os.makedirs(opts.output, exist_ok=True)
+    os.makedirs(output, exist_ok=True)
     records, seed = [], opts.seed
     for batch in groups:
         if timer is not None:
@@ -226,7 +250,7 @@ def restore_groups(groups, denoiser, kernel, opts, log=print, timer=None, output
             timer.stamp()
         start = initial_estimate(degraded, kernel.shape, mask).numpy() if gt is not None else None
         for i, (name, _, info) in enumerate(batch):
-            write_image(os.path.join(opts.output, f"{name}.png"), out[i] / 255.0, info)
+            write_image(os.path.join(output, f"{name}.png"), out[i] / 255.0, info)
             if outputs is not None:
                 outputs[name] = out[i] / np.float32(255.0)
             if gt is None:
@@ -235,7 +259,7 @@ def restore_groups(groups, denoiser, kernel, opts, log=print, timer=None, output
             obs = degraded[i].numpy()
             if opts.task == "sr":
                 obs = obs[:, ::opts.scale, ::opts.scale]
-            write_image(os.path.join(opts.output, f"{name}_degraded.png"), obs / 255.0, info)
+            write_image(os.path.join(output, f"{name}_degraded.png"), obs / 255.0, info)
             rec = {"name": name, "psnr_input": official_psnr(start[i], gt[i], kernel.shape),
                    "psnr": official_psnr(out[i], gt[i], kernel.shape)}
             records.append(rec)
@@ -288,57 +312,51 @@ def add_dmsp_arguments(parser):
     return parser
 
 
-def infer_dmsp(args, runner, meta, device, log=print):
-    """infer.py --dmsp-task: restore ``args.img_path`` (or the built-in image, degraded first) with the DMSP
-    solver whose prior is ``runner`` (the exported DAE); writes images, the reprod_log file of the restored
-    images (RGB in [0, 1]) and PSNRs, and the auto_log report with ``--benchmark``.  Returns the records."""
-    from types import SimpleNamespace
-
-    from .device import set_device
-    from .dmsp import runner_denoiser
-    from .image_io import ImageInfo
-    from .inference import default_image, save_reprod_log
+def infer_dmsp(runner, meta, device, settings, img_path=None, save_dir="output/infer", kernel_path=None,
+               kernel_index=0, crop=0, benchmark=False, precision="fp32", reprod_log=None, log=print):
+    """infer.py --dmsp-task: restore ``img_path`` (or the built-in image, degraded first) with the DMSP solver
+    whose prior is ``runner`` (the exported DAE), as ``settings`` says; writes images, the reprod_log file of the
+    restored images (RGB in [0, 1]) and PSNRs, and the auto_log report with ``benchmark``.  Returns the records."""
+    from ..deploy.restoration import default_image, save_reprod_log
+    from ..device import set_device
+    from ..image_io import ImageInfo
+    from .solver import runner_denoiser
 
     name = meta.get("model_name")
     if name is not None and name not in DAE_NETWORKS:
-        raise UserError(f"{args.model_dir} holds an exported {name}; --dmsp-task needs a DMSP denoiser "
+        raise UserError(f"the exported model holds a {name}; --dmsp-task needs a DMSP denoiser "
                         f"({' or '.join(DAE_NETWORKS)}): export a DAE with export_model.py")
-    if args.gt:
-        raise UserError("--clean-dir is not used with --dmsp-task: pass sharp images with --synthesize to score")
-    opts = SimpleNamespace(task=args.dmsp_task, scale=args.scale, pattern=args.pattern, noise=args.noise,
-                           synthesize=args.synthesize or not args.img_path, sigma_d=args.sigma_d,
-                           sigma_dae=args.sigma_dae, num_iter=args.num_iter, mu=args.mu, alpha=args.alpha,
-                           seed=args.seed, output=args.save_dir, batch_size=args.batch_size)
-    check_options(opts)
-    if args.kernel is None and args.dmsp_task == "deblur":
-        if args.img_path:
+    if not img_path:
+        settings = dataclasses.replace(settings, synthesize=True)
+    if kernel_path is None and settings.task == "deblur":
+        if img_path:
             raise UserError("--dmsp-task deblur needs the blur kernel of the images: --kernel FILE")
         kernel = motion_kernel()
     else:
-        kernel = load_kernel(args.kernel, args.kernel_index)
-    if args.img_path:
-        groups = list(_batches(list_images(args.img_path), opts.batch_size, args.crop))
+        kernel = load_kernel(kernel_path, kernel_index)
+    if img_path:
+        groups = list(_batches(list_images(img_path), settings.batch_size, crop))
     else:
         clean = default_image(DEFAULT_IMAGE_SIZE)[1]
-        groups = list(group_images([("astronaut", clean, ImageInfo())], opts.batch_size, args.crop))
+        groups = list(group_images([("astronaut", clean, ImageInfo())], settings.batch_size, crop))
     set_device(device)
     autolog = None
-    if args.benchmark:
-        from .benchmark_log import make_auto_logger
+    if benchmark:
+        from ..deploy.benchmark_log import make_auto_logger
 
-        autolog = make_auto_logger(model_name=f"DMSP_{opts.task}_{name or 'DAE'}", model_precision=args.precision,
-                                   batch_size=opts.batch_size, data_shape=",".join(map(str, groups[0][0][1].shape)),
+        autolog = make_auto_logger(model_name=f"DMSP_{settings.task}_{name or 'DAE'}", model_precision=precision,
+                                   batch_size=settings.batch_size, data_shape=",".join(map(str, groups[0][0][1].shape)),
                                    save_path=None, inference_config=runner.config, pids=os.getpid(),
                                    process_name=None, gpu_ids=None, warmup=0)
-    log(f"DMSP {opts.task}: {opts.num_iter} iterations, sigma_d {opts.sigma_d:g}"
-        f"{' (noise-blind)' if opts.sigma_d <= 0 else ''}, kernel {kernel.shape[0]} x {kernel.shape[1]}"
-        f"{'' if args.kernel or opts.task != 'deblur' else ' (built-in motion blur)'}")
+    log(f"DMSP {settings.task}: {settings.num_iter} iterations, sigma_d {settings.sigma_d:g}"
+        f"{' (noise-blind)' if settings.sigma_d <= 0 else ''}, kernel {kernel.shape[0]} x {kernel.shape[1]}"
+        f"{'' if kernel_path or settings.task != 'deblur' else ' (built-in motion blur)'}")
     outputs = {}
-    records = restore_groups(groups, runner_denoiser(runner), kernel, opts, log,
+    records = restore_groups(groups, runner_denoiser(runner), kernel, settings, save_dir, log,
                              autolog.times if autolog else None, outputs)
-    log_path = args.reprod_log or os.path.join(args.save_dir, "inference_outputs.npy")
+    log_path = reprod_log or os.path.join(save_dir, "inference_outputs.npy")
     save_reprod_log(log_path, outputs, records)
-    log(f"restored {len(outputs)} image(s) into {args.save_dir}; outputs logged to {log_path}")
+    log(f"restored {len(outputs)} image(s) into {save_dir}; outputs logged to {log_path}")
     if autolog:
         autolog.report()
     return records

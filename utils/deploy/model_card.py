@@ -19,7 +19,7 @@ from paddle import nn
 
 from networks import build_network
 
-from .inference import INPUT_CHANNEL_KEYS
+from ..checkpoint import INPUT_CHANNEL_KEYS
 
 
 def _prod(shape):

@@ -6,8 +6,8 @@ machines are comparable.  Keys are ``out_<H>x<W>``.
 """
 import numpy as np
 
-from .cli import UserError
-from .inference import default_image
+from ..errors import UserError
+from .restoration import default_image
 
 DEFAULT_SIZES = ((64, 64), (61, 97), (33, 31))
 
@@ -35,7 +35,7 @@ def record(run, sizes=DEFAULT_SIZES):
 
 
 def save_record(path, outputs):
-    from .inference import save_reprod_log
+    from .restoration import save_reprod_log
 
     return save_reprod_log(path, outputs)
 

@@ -222,7 +222,7 @@ def predictor_denoiser(predictor):
 
 
 def runner_denoiser(run):
-    """Denoiser callable of a pipeline-space runner (``utils.inference``: RGB in [0, 1] in and out), such as the
+    """Denoiser callable of a pipeline-space runner (``utils.deploy.runners``: RGB in [0, 1] in and out), such as the
     DAE exported by export_model.py under Paddle Inference or ONNX Runtime: the solver's BGR [0, 255] iterate is
     flipped to RGB and divided by 255 on the way in, the output multiplied back and flipped on the way out."""
 
@@ -328,21 +328,16 @@ def synthesize(sharp, task="deblur", kernel=None, sigma_d=2.55, scale=2, pattern
 
 
 def inference_denoiser(net, threads=None):
-    """Denoiser callable running ``net`` through Paddle Inference on the CPU (oneDNN), several times faster
-    than dygraph there.  The network is exported to a temporary static model, loaded, and the files removed."""
-    import os
+    """Denoiser callable running ``net`` through Paddle Inference on the CPU (the deployment path: the
+    network is exported to a temporary static model, loaded as infer.py loads it, and the files removed);
+    several times faster than dygraph there."""
     import tempfile
 
-    from paddle import inference
+    from ..deploy.export import export_model
+    from ..deploy.runners import PaddleRunner
 
     net.eval()
     with tempfile.TemporaryDirectory(prefix="dmsp_dae_") as folder:
-        prefix = os.path.join(folder, "inference")
-        paddle.jit.save(net, prefix, input_spec=[paddle.static.InputSpec([None, 3, None, None], "float32", "x")])
-        model = prefix + (".json" if os.path.exists(prefix + ".json") else ".pdmodel")
-        config = inference.Config(model, prefix + ".pdiparams")
-        config.disable_glog_info()
-        config.set_cpu_math_library_num_threads(int(threads or os.cpu_count() or 1))
-        config.enable_mkldnn()
-        predictor = inference.create_predictor(config)
-    return predictor_denoiser(predictor)
+        export_model(net, {"name": type(net).__name__}, folder)
+        runner = PaddleRunner(folder, "cpu", threads)
+    return runner_denoiser(runner)

@@ -1,27 +1,21 @@
 """Export a trained network for deployment: Paddle static graph (two formats), metadata, ONNX.
 
-The exported graph is the network wrapped by ``utils.inference.PipelineModel``: it takes RGB images in [0, 1]
+The exported graph is the network wrapped by ``utils.deploy.runners.PipelineModel``: it takes RGB images in [0, 1]
 (NCHW float32, any height and width) and returns the full-resolution restoration in the same space, whatever
 value range, channel order or multi-scale outputs the network has.  ``inference.yml`` beside it records the
 model name, network config, value spaces, size multiple, tile defaults and format for infer.py.
 
-Formats (Paddle 3.3.1):
-- ``pdmodel`` (default): the legacy program (``inference.pdmodel``).  Paddle writes it only when the process
-  started with ``FLAGS_enable_pir_api=0``; export_model.py sets that before importing Paddle (or re-runs
-  itself with it).  Under Paddle Inference with oneDNN and memory optimisation it is the fastest correct CPU
-  path, and paddle2onnx 1.3.1 converts it to ONNX.
+Formats (Paddle 3.3.1), both written in-process whatever IR the process runs (``paddle.pir_utils`` guards):
+- ``pdmodel`` (default): the legacy program (``inference.pdmodel``).  Under Paddle Inference with oneDNN and
+  memory optimisation it is the fastest correct CPU path, and paddle2onnx 1.3.1 converts it to ONNX.
 - ``json``: the PIR program (``inference.json``), which infer.py runs with the safe oneDNN configuration.
-
-This module imports Paddle only inside its functions, so scripts can call ``preselect_ir`` first.
 """
-import argparse
+import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
-from .cli import UserError
+from ..errors import UserError
 
 FORMATS = ("pdmodel", "json")
 EXPORT_FILES = ("inference.pdmodel", "inference.json", "inference.pdiparams", "inference.pdiparams.info",
@@ -29,58 +23,26 @@ EXPORT_FILES = ("inference.pdmodel", "inference.json", "inference.pdiparams", "i
 ONNX_TOLERANCE = 1e-4
 
 
-def _pir_flag(fmt):
-    return "1" if fmt == "json" else "0"
-
-
-def preselect_ir(argv):
-    """Before Paddle is imported: default ``FLAGS_enable_pir_api`` to what ``--format`` in ``argv`` needs."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--format", default="pdmodel")
-    fmt = p.parse_known_args(argv)[0].format
-    if fmt in FORMATS:
-        os.environ.setdefault("FLAGS_enable_pir_api", _pir_flag(fmt))
-
-
-def ir_matches(fmt):
-    """Whether this process's Paddle writes ``fmt`` from ``paddle.jit.save``."""
+def ir_guard(fmt):
+    """A context in which ``paddle.jit.save`` writes ``fmt``: the legacy program or the PIR one."""
     import paddle
 
-    return bool(paddle.framework.use_pir_api()) == (fmt == "json")
+    if bool(paddle.framework.use_pir_api()) == (fmt == "json"):
+        return contextlib.nullcontext()
+    return paddle.pir_utils.IrGuard() if fmt == "json" else paddle.pir_utils.OldIrGuard()
 
 
-def rerun_with_ir(script, argv, fmt):
-    """Run ``script argv`` in a fresh interpreter whose Paddle writes ``fmt``; returns its exit status."""
-    env = dict(os.environ, FLAGS_enable_pir_api=_pir_flag(fmt))
-    return subprocess.run([sys.executable, script, *argv], env=env).returncode
-
-
-def resolve_weights(path):
-    """A weights file, or the best/latest ``.pdparams`` inside a training output folder."""
-    if os.path.isfile(path):
-        return path
-    if os.path.isdir(path):
-        for name in ("model_best.pdparams", "model_latest.pdparams", "model.pdparams"):
-            if os.path.isfile(os.path.join(path, name)):
-                return os.path.join(path, name)
-        found = sorted(f for f in os.listdir(path) if f.endswith(".pdparams"))
-        if len(found) == 1:
-            return os.path.join(path, found[0])
-        raise UserError(f"{path} holds {len(found)} .pdparams files; pass the weights file itself")
-    raise UserError(f"weights file not found: {path}")
-
-
-def _save_static(net, folder, fmt):
+def save_static(net, folder, fmt="pdmodel"):
+    """``folder``/inference.{pdmodel|json} + .pdiparams: ``net`` as the pipeline sees it, any height and width."""
     import paddle
 
-    from .inference import pipeline_model
+    from .runners import pipeline_model
 
-    if not ir_matches(fmt):
-        raise UserError(f"this process cannot write the {fmt} format: set FLAGS_enable_pir_api={_pir_flag(fmt)} "
-                        "before Paddle is imported (export_model.py does this for you)")
     spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "x")]
-    static = paddle.jit.to_static(pipeline_model(net), input_spec=spec, full_graph=True)
-    paddle.jit.save(static, os.path.join(folder, "inference"))
+    model = pipeline_model(net)  # layers are built in dynamic mode, before the guard
+    with ir_guard(fmt):
+        static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+        paddle.jit.save(static, os.path.join(folder, "inference"))
 
 
 def _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx):
@@ -126,7 +88,7 @@ def check_onnx(net, data, tolerance=ONNX_TOLERANCE):
     import numpy as np
     import onnxruntime as ort
 
-    from .inference import DygraphRunner
+    from .runners import DygraphRunner
 
     m = int(getattr(net, "size_multiple", 1))
     x = np.random.RandomState(0).rand(1, 3, 4 * m + 3, 5 * m + 1).astype(np.float32)
@@ -149,8 +111,8 @@ def export_model(net, net_cfg, save_dir, fmt="pdmodel", onnx=False, opset=13, ti
     Files are written in a temporary folder beside ``save_dir`` and moved in only when everything succeeded;
     export files of the other format left from an earlier export are removed so the folder is consistent.
     """
-    from .config import dump_config
-    from .fileio import atomic_write_bytes, atomic_write_text
+    from ..config import dump_config
+    from ..fileio import atomic_write_bytes, atomic_write_text
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -160,7 +122,7 @@ def export_model(net, net_cfg, save_dir, fmt="pdmodel", onnx=False, opset=13, ti
     os.makedirs(save_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
     try:
-        _save_static(net, tmp, fmt)
+        save_static(net, tmp, fmt)
         data = onnx_bytes(tmp, opset) if onnx else None
         diff = check_onnx(net, data) if onnx else None
         meta = _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx)

@@ -1,4 +1,4 @@
-"""Inference shared by predict.py (dygraph checkpoint), infer.py (exported model) and the tools.
+"""Runners: every way to run a restoration network, behind one call signature.
 
 Every backend is a *runner*: a callable taking a float32 NCHW numpy batch of RGB images in [0, 1] (the
 pipeline space) and returning the restored full-resolution batch in the same space.  ``PipelineModel`` wraps a
@@ -12,7 +12,7 @@ Paddle Inference configuration (Paddle 3.3.1, CPU), chosen from the files presen
 - ``inference.json`` (PIR program): oneDNN with ``conv_activation_onednn_fuse_pass`` and
   ``onednn_placement_pass`` deleted; the default PIR configuration crashes on Conv + LeakyReLU and on
   interpolation in 3.3.1, and ``enable_memory_optim`` raises on this format.
-GPUs (optionally with TensorRT) and custom devices such as Ascend NPUs: utils/inference_devices.py.
+GPUs (optionally with TensorRT) and custom devices such as Ascend NPUs: accelerators.py.
 """
 import os
 
@@ -21,52 +21,16 @@ from paddle import nn
 
 from networks import from_network_space, primary_output, to_network_space
 
-from .cli import UserError
-from .image_io import ImageError
-from .inference_devices import configure_accelerator, legacy_device, trt_on
-from .tiling import AUTO_TILE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, TilePlan, tiled_run
+from ..device import cpu_threads
+from ..errors import UserError
+from .accelerators import configure_accelerator, legacy_device, trt_on
 
 META_FILE = "inference.yml"
 ONNX_FILE = "inference.onnx"
 PROGRAMS = {"pdmodel": "inference.pdmodel", "json": "inference.json"}
 PARAMS_FILE = "inference.pdiparams"
-INPUT_CHANNEL_KEYS = ("inp_channels", "in_channels", "in_nc")  # upstream spellings of the input-channel argument
 ONEDNN_UNSAFE_PASSES = ("conv_activation_onednn_fuse_pass", "onednn_placement_pass")
 CPU_PRECISIONS = ("fp32", "int8", "bf16")
-
-
-def str2bool(v):
-    """argparse type for TIPC-style boolean values (``--use-gpu=True``)."""
-    if isinstance(v, bool):
-        return v
-    if str(v).lower() in ("true", "t", "1", "yes", "y"):
-        return True
-    if str(v).lower() in ("false", "f", "0", "no", "n", "none", "null"):
-        return False
-    import argparse
-
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
-
-
-def tile_arg(v):
-    return v if v == "auto" else int(v)
-
-
-def add_tile_arguments(parser):
-    parser.add_argument("--tile", type=tile_arg, default="auto",
-                        help="tile size for large images: 0 = never tile, auto = tile 512 only above 1 Mpixel "
-                             "(default: %(default)s)")
-    parser.add_argument("--tile-overlap", "--tile_overlap", type=int, default=None,
-                        help=f"overlap between tiles in pixels (default: {DEFAULT_OVERLAP} or the model's)")
-    parser.add_argument("--tile-batch", "--tile_batch", type=int, default=1, help="tiles per forward pass")
-    return parser
-
-
-def default_threads():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -87,40 +51,25 @@ def pipeline_model(net):
     return model
 
 
-def build_from_weights(weights, config=None):
-    """(network, network config) for a weights file, its config found as utils.checkpoint describes."""
-    from networks import build_network
-
-    from .checkpoint import load_weights, network_config_for
-
-    if not os.path.isfile(weights):
-        raise UserError(f"weights file not found: {weights}")
-    cfg = network_config_for(weights, config)
-    channels = {k: cfg[k] for k in INPUT_CHANNEL_KEYS if k in cfg and cfg[k] != 3}
-    if channels:
-        raise UserError(f"the network takes {channels} input channels; these tools feed RGB images (3 channels)")
-    try:
-        net = build_network(cfg)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"cannot build the network {cfg}: {exc}") from None
-    load_weights(net, weights)
-    net.eval()
-    return net, cfg
-
-
 class DygraphRunner:
-    """Runner on a dygraph network (no gradients)."""
+    """Runner on a dygraph network (no gradients); ``context`` (a callable returning a context manager, e.g.
+    the trainer's autocast) wraps every forward pass."""
 
-    def __init__(self, net, device=None):
+    def __init__(self, net, device=None, context=None):
         self.model = pipeline_model(net)
+        self.model_name, self.device = type(net).__name__, device or "cpu"
         self.size_multiple = int(getattr(net, "size_multiple", 1))
         self.description = f"dygraph {type(net).__name__}" + (f" on {device}" if device else "")
+        self.context = context
 
     def __call__(self, batch):
+        import contextlib
+
         import paddle
 
-        with paddle.no_grad():
-            return self.model(paddle.to_tensor(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+        with paddle.no_grad(), (self.context() if self.context else contextlib.nullcontext()):
+            out = self.model(paddle.to_tensor(np.ascontiguousarray(batch, dtype=np.float32)))
+        return np.asarray(out.astype("float32").numpy() if out.dtype != paddle.float32 else out.numpy())
 
 
 # ---------------------------------------------------------------------------------- exported models
@@ -175,10 +124,10 @@ def _check_program(fmt, path):
 
 def predictor_config(model_dir, device="cpu", threads=None, enable_mkldnn=True, precision="fp32", tensorrt=None):
     """A Paddle Inference ``Config`` for the exported model and a one-line description of what runs.
-    GPUs and custom devices (and ``tensorrt``, a TensorRTOptions) are set up by utils/inference_devices.py."""
+    GPUs and custom devices (and ``tensorrt``, a TensorRTOptions) are set up by accelerators.py."""
     from paddle import inference
 
-    from .device import resolve_device
+    from ..device import resolve_device
 
     fmt, program, params = find_program(model_dir)
     device = resolve_device(device)
@@ -214,7 +163,7 @@ def cpu_config(config, model_dir, fmt, where, threads=None, enable_mkldnn=True, 
     - int8: a model made by tools/quantize.py, oneDNN INT8 kernels;
     - bf16: oneDNN bfloat16 kernels, only on CPUs with AVX512-BF16 or AMX (refused elsewhere).
     """
-    threads = int(threads or default_threads())
+    threads = int(threads or cpu_threads())
     quantised = read_meta(model_dir).get("precision", "fp32") == "int8"
     if precision not in CPU_PRECISIONS:
         raise UserError(f"precision {precision} is not supported on cpu (supported: {', '.join(CPU_PRECISIONS)})")
@@ -282,6 +231,7 @@ class PaddleRunner:
         except Exception as exc:  # corrupt or foreign program files raise many types
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"cannot load the inference model in {model_dir}: {first[:200]}") from None
+        self.model_name, self.device = read_meta(model_dir).get("model_name", "model"), device
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self.size_multiple = int(read_meta(model_dir).get("size_multiple", 1))
@@ -320,7 +270,7 @@ class OnnxRunner:
             raise UserError(f"ONNX Runtime has no provider for device {device!r} here "
                             f"(available: {', '.join(ort.get_available_providers())})")
         opts = ort.SessionOptions()
-        threads = int(threads or default_threads())
+        threads = int(threads or cpu_threads())
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
@@ -330,8 +280,9 @@ class OnnxRunner:
         self.description = f"ONNX Runtime {ort.__version__}: {os.path.basename(path)} on {device}, {threads} threads"
         self.config = {"runtime_device": kind, "ir_optim": True, "enable_tensorrt": False, "precision": "fp32",
                        "enable_mkldnn": False, "cpu_math_library_num_threads": threads}
-        meta_dir = model_dir if os.path.isdir(model_dir) else os.path.dirname(path)
-        self.size_multiple = int(read_meta(meta_dir).get("size_multiple", 1))
+        meta = read_meta(model_dir if os.path.isdir(model_dir) else os.path.dirname(path))
+        self.size_multiple, self.model_name = int(meta.get("size_multiple", 1)), meta.get("model_name", "model")
+        self.device = device
 
     def __call__(self, batch):
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
@@ -348,71 +299,36 @@ def make_runner(backend, model_dir, device="cpu", threads=None, enable_mkldnn=Tr
     raise UserError(f"unknown backend {backend!r} (paddle or onnx)")
 
 
-# ------------------------------------------------------------------------------------------ restoring
-def restore(run, batch, plan=None, progress=None):
-    """Restore a (B, 3, H, W) or (3, H, W) float32 array with ``run``, tiled as ``plan`` (a TilePlan) says."""
-    plan = plan or TilePlan()
-    single = batch.ndim == 3
-    batch = batch[None] if single else batch
-    if batch.ndim != 4 or batch.shape[1] != 3:
-        raise ImageError(f"expected RGB images of shape (3, H, W), got {tuple(batch.shape[1:])}")
-    size = plan.size_for(*batch.shape[2:])
-    if size:
-        out = tiled_run(run, batch, size, plan.overlap, plan.batch, progress)
-    else:
-        out = np.asarray(run(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
-    return out[0] if single else out
+def add_model_arguments(parser):
+    """The evaluation scripts' model: a checkpoint (--weights, dygraph) or an exported model (--model-dir)."""
+    g = parser.add_argument_group("model: a checkpoint (--weights) or an exported model (--model-dir)")
+    which = g.add_mutually_exclusive_group(required=True)
+    which.add_argument("--weights", "--model_ckpt", dest="weights",
+                       help="weights file (.pdparams) or training output folder, run in dygraph")
+    which.add_argument("--model-dir", "--model_dir", dest="model_dir",
+                       help="exported model folder (export_model.py), run by --backend")
+    g.add_argument("-c", "--config", help="training config of the weights (when no config.yml is beside them)")
+    g.add_argument("--backend", choices=("paddle", "onnx"), default="paddle",
+                   help="engine for --model-dir (default: %(default)s)")
+    g.add_argument("--cpu-threads", "--cpu_threads", type=int, default=None, help="CPU threads (default: all)")
+    return parser
 
 
-def tile_plan(args, multiple=1, meta=None):
-    """TilePlan from the tile arguments and, for exported models, the defaults recorded in their metadata."""
-    defaults = (meta or {}).get("tile") or {}
-    overlap = args.tile_overlap if args.tile_overlap is not None else defaults.get("overlap", DEFAULT_OVERLAP)
-    plan = TilePlan(tile=args.tile, overlap=int(overlap), multiple=int(multiple), batch=args.tile_batch,
-                    auto_size=int(defaults.get("size", DEFAULT_TILE)),
-                    auto_pixels=int(defaults.get("auto_above_pixels", AUTO_TILE_PIXELS)))
-    try:
-        plan.size_for(1 << 30, 1 << 30)  # validates tile and overlap once, before any work
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    return plan
+def open_runner(args):
+    """The runner of ``add_model_arguments``' arguments (and ``--device``), on the device it names."""
+    if args.weights:
+        from ..checkpoint import build_from_weights
+        from ..device import set_device
 
-
-def default_image(size=256, sigma=15.0, seed=0):
-    """(noisy, clean) float32 (3, size, size) images: a crop of scikit-image's astronaut photograph with seeded
-    Gaussian noise of ``sigma`` (8-bit levels), quantised to 8 bits like a file would be.  Needs no download."""
-    from skimage import data
-
-    photo = np.asarray(data.astronaut())  # 512 x 512 x 3 uint8, bundled with scikit-image
-    size = min(int(size), 512)
-    top, left = min(30, 512 - size), min(150, 512 - size)  # face and helmet: texture and flat regions
-    clean = photo[top:top + size, left:left + size].astype(np.float32) / 255.0
-    noise = np.random.RandomState(seed).normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
-    noisy = np.round(np.clip(clean + noise, 0.0, 1.0) * 255.0) / 255.0
-    return (np.ascontiguousarray(noisy.transpose(2, 0, 1), dtype=np.float32),
-            np.ascontiguousarray(clean.transpose(2, 0, 1)))
-
-
-def save_reprod_log(path, outputs, records=()):
-    """Write raw outputs (name -> array) and PSNRs with reprod_log, atomically; returns the path written."""
-    from reprod_log import ReprodLogger
-
-    from .fileio import atomic_path
-
-    log = ReprodLogger()
-    for name, arr in outputs.items():
-        log.add(name, np.asarray(arr, dtype=np.float32))
-    for rec in records:
-        if "psnr" in rec:
-            log.add(f"psnr/{rec['name']}", np.array([rec["psnr"]], dtype=np.float64))
-    path = path if str(path).endswith(".npy") else f"{path}.npy"  # np.save would add it
-    with atomic_path(path) as tmp:
-        log.save(tmp)
-    return path
+        device = set_device(args.device)
+        return DygraphRunner(build_from_weights(args.weights, args.config)[0], device)
+    if args.config:
+        raise UserError("-c/--config goes with --weights; an exported model carries its own configuration")
+    return make_runner(args.backend, args.model_dir, infer_device(args.device), args.cpu_threads)
 
 
 def infer_device(device=None, use_gpu=None, use_npu=None):
     """--device wins; else TIPC's --use-gpu / --use-npu True/False; else auto.  Checked against this Paddle build."""
-    from .device import resolve_device
+    from ..device import resolve_device
 
     return resolve_device(legacy_device(device, use_gpu, use_npu))

@@ -1,7 +1,7 @@
 """Benchmark: latency, load time and peak memory per model and backend, each in its own process.
 
 The parent prepares random-weight models (and their exports and INT8 model, untimed), then runs every
-(model, backend) measurement in a fresh interpreter (``tools/benchmark.py --worker SPEC``) and reads that
+(model, backend) measurement in a fresh interpreter (``python -m utils.deploy.benchmark SPEC``) and reads that
 child's peak resident memory from ``os.wait4``.  A worker restores a random image of the requested size
 ``warmup`` times untimed, then ``repeat`` times timed (tiled when a tile size is given).  Backends:
 
@@ -35,6 +35,7 @@ EXPORTED = ("inference", "onnx", "int8", "bf16")
 TRAIN_RECIPES = {"MIRNet_v2": "training_1card.yml"}
 LITE_TRAIN_DATA = "data/lite/SIDD_patches/train_mini"
 RESULT_PREFIX = "BENCHMARK_RESULT "
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 
 def machine_info():
@@ -56,13 +57,15 @@ def machine_info():
     except Exception:  # a GPU build or a source install has another distribution name
         paddle_version = None
     interesting = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from ..device import available_cores
+
+    cores = available_cores()
     return {"cpu": model, "cores": cores, "flags": [f for f in interesting if f in flags],
             "python": platform.python_version(), "paddle": paddle_version}
 
 
-def prepare(model, overrides, folder, backends, script):
-    """Random weights (with config.yml) for ``model`` in ``folder`` and, when needed, its export.
+def prepare(model, overrides, folder, backends):
+    """Random weights (with config.yml) for ``model`` in ``folder`` and, when needed, its export and INT8 model.
 
     Returns {backend: error or None}: a failed export marks the backends that need it.
     """
@@ -71,49 +74,53 @@ def prepare(model, overrides, folder, backends, script):
 
     from networks import build_network
 
+    from ..errors import UserError
+    from .export import export_model
+
     cfg = {"name": model, **overrides}
     paddle.seed(0)
     net = build_network(cfg)
+    net.eval()
     paddle.save(net.state_dict(), os.path.join(folder, "weights.pdparams"))
     with open(os.path.join(folder, "config.yml"), "w", encoding="utf-8") as f:
         yaml.safe_dump({"network": cfg}, f)
     errors = {b: None for b in backends}
-    env = dict(os.environ, FLAGS_enable_pir_api="0")
     if set(EXPORTED) & set(backends):
-        cmd = [sys.executable, script, "--weights", os.path.join(folder, "weights.pdparams"),
-               "--save-inference-dir", os.path.join(folder, "inference")] + (["--onnx"] if "onnx" in backends else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if res.returncode:
-            last = (res.stderr.strip().splitlines() or ["export failed"])[-1]
-            errors.update({b: f"export failed: {last}" for b in EXPORTED if b in errors})
+        try:
+            export_model(net, cfg, os.path.join(folder, "inference"), onnx="onnx" in backends)
+        except (UserError, RuntimeError, ValueError) as exc:
+            errors.update({b: f"export failed: {_first_line(exc)}" for b in EXPORTED if b in errors})
     if "int8" in backends and not errors["int8"]:
-        errors["int8"] = _quantize(folder, os.path.join(os.path.dirname(script), "tools", "quantize.py"), env)
+        errors["int8"] = _quantize(folder)
     return errors
 
 
-def _quantize(folder, script, env, images=2, size=64):
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _quantize(folder, images=2, size=64):
     """INT8 model of ``folder``/inference in ``folder``/inference_int8, calibrated on built-in photo crops (enough
     for timing; tools/quantize.py on real data for deployment).  Returns an error string or None."""
-    from .image_io import ImageInfo, write_image
-    from .inference import default_image
+    from ..errors import UserError
+    from .quantize import quantize_int8
+    from .restoration import default_image
 
-    calib = os.path.join(folder, "calib")
-    os.makedirs(calib, exist_ok=True)
-    for k in range(images):
-        write_image(os.path.join(calib, f"{k}.png"), default_image(size, seed=k)[0], ImageInfo())
-    res = subprocess.run([sys.executable, script, "--model-dir", os.path.join(folder, "inference"), "--calib-dir",
-                          calib, "--save-dir", os.path.join(folder, "inference_int8"), "--crop", "0"],
-                         capture_output=True, text=True, env=env)
-    if res.returncode:
-        return "quantisation failed: " + ((res.stderr.strip().splitlines() or ["no output"])[-1])[:300]
+    batches = [default_image(size, seed=k)[0][None] for k in range(images)]
+    try:
+        quantize_int8(os.path.join(folder, "inference"), batches, os.path.join(folder, "inference_int8"))
+    except (UserError, RuntimeError, ValueError) as exc:
+        return f"quantisation failed: {_first_line(exc)}"
     return None
 
 
-def measure(spec, script, timeout=None):
-    """Run one measurement in a child process; returns its record with peak_rss_mb from the child's rusage."""
+def measure(spec, timeout=None):
+    """Run one measurement in a child process (``python -m utils.deploy.benchmark SPEC``); returns its record
+    with peak_rss_mb from the child's rusage."""
     env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([sys.executable, script, "--worker", json.dumps(spec)], stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "utils.deploy.benchmark", json.dumps(spec)], stdout=out,
                                 stderr=subprocess.STDOUT, env=env, text=True)
         start, timed_out = time.time(), False
         while True:
@@ -146,7 +153,7 @@ def measure(spec, script, timeout=None):
 def worker(spec):
     """Child side of ``measure``: time one backend and print the result line (an ``error`` result when the
     backend cannot run here)."""
-    from .cli import UserError
+    from ..errors import UserError
 
     try:
         result = train_worker(spec) if spec["backend"] == "train" else infer_worker(spec)
@@ -158,7 +165,9 @@ def worker(spec):
 def infer_worker(spec):
     import numpy as np
 
-    from .inference import DygraphRunner, build_from_weights, make_runner, restore
+    from ..checkpoint import build_from_weights
+    from .restoration import restore
+    from .runners import DygraphRunner, make_runner
     from .tiling import TilePlan
 
     t0 = time.perf_counter()
@@ -196,7 +205,7 @@ def infer_worker(spec):
 
 def train_config(spec, root):
     """Run config for the ``train`` backend: the model's recipe, first stage only, on the lite data."""
-    from .config import load_config
+    from ..config import load_config
 
     recipe = TRAIN_RECIPES.get(spec["model"])
     if recipe is None:
@@ -215,7 +224,7 @@ def train_config(spec, root):
         cfg["data"]["num_workers"] = int(spec["num_workers"])
     cfg["train"].update(stages=[{"iters": iters, "batch_size": batch, "patch_size": stage["patch_size"]}],
                         max_iters=None, max_minutes=None)
-    cfg["train"]["scheduler"] = {"type": "ConstantLR"}
+    cfg["train"]["scheduler"] = {"name": "ConstantLR"}
     cfg["output"] = {"model_dir": os.path.join(spec["folder"], "train"), "log_dir": os.path.join(spec["folder"], "vdl"),
                      "checkpoint_freq": 10 ** 9, "keep_last": 1}
     cfg["log"] = {"print_freq": 1, "progress_bar": False, "visualdl": False}
@@ -226,10 +235,9 @@ def train_worker(spec):
     """Training throughput: every iteration logged; the first ``warmup`` ones are left out."""
     import re
 
-    from .engine import Trainer
+    from ..engine import Trainer
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cfg, batch, patch = train_config(spec, root)
+    cfg, batch, patch = train_config(spec, ROOT)
     t0 = time.perf_counter()
     trainer = Trainer(cfg, device="cpu")
     # the engine takes every core; the record says spec["threads"] (OMP_NUM_THREADS=1 cannot ask for one)
@@ -246,12 +254,13 @@ def train_worker(spec):
     batch_costs = [b for _, b in costs]
     med = statistics.median(batch_costs)
     return {"median_s": round(med, 4), "min_s": round(min(batch_costs), 4), "load_s": round(load_s, 3),
-            "images_per_s": round(batch / med, 3), "reader_share": round(sum(r for r, _ in costs) / sum(batch_costs), 4),
+            "images_per_s": round(batch / med, 3),
+            "reader_share": round(sum(r for r, _ in costs) / sum(batch_costs), 4),
             "batch_size": batch, "patch_size": patch, "num_workers": cfg["data"]["num_workers"],
             "height": patch, "width": patch, "device": "training engine, first progressive stage, cpu"}
 
 
-def run_all(models, backends, base, overrides, script, export_script, timeout=None, echo=print):
+def run_all(models, backends, base, overrides, timeout=None, echo=print):
     """Every (model, backend) record; ``base`` holds height, width, threads, repeat, warmup, tile, tile_overlap
     and the training options; ``overrides`` maps model -> network arguments."""
     import tempfile
@@ -259,8 +268,7 @@ def run_all(models, backends, base, overrides, script, export_script, timeout=No
     machine, records = machine_info(), []
     for model in models:
         with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-            errors = prepare(model, overrides.get(model, {}), folder, [b for b in backends if b in BACKENDS],
-                             export_script)
+            errors = prepare(model, overrides.get(model, {}), folder, [b for b in backends if b in BACKENDS])
             for backend in backends:
                 spec = {**base, "model": model, "backend": backend, "precision": PRECISION.get(backend, "fp32"),
                         "folder": folder, "overrides": overrides.get(model, {})}
@@ -270,7 +278,7 @@ def run_all(models, backends, base, overrides, script, export_script, timeout=No
                 elif errors.get(backend):
                     rec = {**{k: spec.get(k) for k in RECORD_KEYS}, "error": errors[backend]}
                 else:
-                    rec = measure(spec, script, timeout)
+                    rec = measure(spec, timeout)
                 rec["machine"] = machine
                 records.append(rec)
                 echo(f"{model} {backend}: " + ", ".join(f"{k} {rec[k]}" for k in (
@@ -304,7 +312,7 @@ def table(records):
 
 def read_records(paths):
     """Records of one or more JSON files written by ``--json``, in order."""
-    from .cli import UserError
+    from ..errors import UserError
 
     records = []
     for path in paths:
@@ -330,7 +338,8 @@ def markdown(records):
     if not records:
         return "No benchmark records.\n"
     lines = [f"Measured on: {describe_machine(records[0].get('machine') or {})}.", "",
-             "| model | backend | precision | input | threads | median s | min s | Mpixel/s | load s | peak RSS MB | note |",
+             "| model | backend | precision | input | threads | median s | min s | Mpixel/s | load s | peak RSS MB "
+             "| note |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
         size = f"{r['height']} x {r['width']}" + (f", tiles {r['tile']}" if r.get("tile") else "")
@@ -339,3 +348,10 @@ def markdown(records):
                  r.get("min_s"), r.get("mpix_per_s"), r.get("load_s"), r.get("peak_rss_mb"), note.replace("|", "/")]
         lines.append("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # the measuring child of ``measure``
+    from ..cli import quiet_paddle
+
+    quiet_paddle()
+    worker(json.loads(sys.argv[1]))

@@ -7,7 +7,7 @@ any file whose keys or shapes do not match.
 """
 import numpy as np
 
-from .checkpoint import WeightsError, check_state_dict, unwrap_state_dict
+from ..checkpoint import WeightsError, check_state_dict, unwrap_state_dict
 from .torch_reader import TorchReadError, load_torch_file
 
 
@@ -93,7 +93,7 @@ READERS = {
 
 def _fits_other_hint(state, arch):
     """' (the file fits X: use --arch X)' when the file is another registered network at its default configuration."""
-    from .checkpoint import detect_network
+    from ..checkpoint import detect_network
 
     other = detect_network(state)
     return f" (the file fits {other}: use --arch {other})" if other and other != arch else ""

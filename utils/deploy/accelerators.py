@@ -1,6 +1,6 @@
 """Paddle Inference on GPUs and custom devices (Ascend NPU): the predictor settings beside the CPU ones.
 
-``utils.inference.predictor_config`` builds the ``paddle.inference.Config``; for every device but the CPU it
+``runners.predictor_config`` builds the ``paddle.inference.Config``; for every device but the CPU it
 hands the device part to ``configure_accelerator`` here.  The decision is a pure function,
 ``accelerator_settings``, returning the Config calls to make, so it can be checked without the device.
 
@@ -15,7 +15,7 @@ hands the device part to ``configure_accelerator`` here.  The decision is a pure
 """
 import os
 
-from .cli import UserError
+from ..errors import UserError
 
 GPU_MEMORY_POOL_MB = 256      # initial pool; Paddle grows it on demand
 TRT_WORKSPACE = 1 << 30       # bytes TensorRT may use for its tactics
@@ -55,7 +55,7 @@ class TensorRTOptions:
 
 def card_index(kind, idx, env=None):
     """The card number for a device string's id: the explicit one, else the launcher's, else 0."""
-    from .device import launcher_card
+    from ..device import launcher_card
 
     if idx not in (None, ""):
         return int(idx)
@@ -72,7 +72,7 @@ def accelerator_settings(kind, idx, precision="fp32", tensorrt=None, fmt="pdmode
         raise UserError(f"precision {precision} is not supported on {kind} (supported: fp32, fp16)")
     trt = tensorrt if trt_on(tensorrt) else None
     if kind == "cpu":
-        raise ValueError("the CPU is configured in utils.inference.predictor_config")
+        raise ValueError("the CPU is configured in utils.deploy.runners.predictor_config")
     if trt and kind != "gpu":
         raise UserError(f"TensorRT runs on NVIDIA GPUs only, not on {kind}: drop --use-tensorrt")
     if trt and fmt != "pdmodel":
@@ -119,7 +119,7 @@ def program_input_name(program, fmt):
 
 def add_device_arguments(parser):
     """infer.py's device flags: --device, the TIPC-style --use-gpu / --use-npu, --use-tensorrt, --trt-max-side."""
-    from .inference import str2bool
+    from ..cli import str2bool
 
     parser.add_argument("--device", help="auto | cpu | gpu[:id] | npu[:id] | <custom>[:id] (default: auto)")
     parser.add_argument("--use-gpu", "--use_gpu", type=str2bool, default=None, help="True = gpu, False = cpu")

@@ -1,56 +1,11 @@
-"""The training engine: one ``Trainer`` for every network, driven by the run config.
+"""The training engine: one ``Trainer`` for every network, driven by the run config (``schema.py``).
 
-Config schema (every section is checked; unknown keys are refused, missing ones take the defaults below):
-
-    name: ''                      # free text, shown in the logs
-    seed: 100                     # model init, data order, crops, mixup (all derived from it)
-    device: auto                  # auto | cpu | gpu[:id] | npu[:id]; the --device flag wins
-    network: {name: MIRNet_v2, ...constructor kwargs}          # networks.build_network
-    data:
-      train: {type: PairedImageDataset, ...kwargs}            # dataloaders.build_dataset (a training set)
-      val: {type: ..., ...} | null                             # whole-image validation set; null: no validation
-      num_workers: 0              # DataLoader worker processes per card
-    train:
-      stages:                     # progressive learning, run in order
-        - {iters: 92000, batch_size: 64, patch_size: 128, micro_batch: null}
-          # batch_size is GLOBAL (all cards together; must divide by the number of cards).  micro_batch (per
-          # card, optional) splits each card's share into chunks whose gradients are accumulated, so the
-          # update equals one step on the whole global batch.  patch_size null keeps the dataset's own size.
-      max_iters: null             # stop early after this many iterations (the schedule is unchanged)
-      max_minutes: null           # stop early (validate, save) once this much wall-clock time has passed
-      loss: {type: L1Loss}                                     # utils.losses.build_loss
-      optimizer: {type: Adam, lr: 2e-4, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0}
-                                  # Adam | AdamW (same keys) | SGD (lr, momentum, nesterov, weight_decay)
-      scheduler: {type: ConstantLR}                            # utils.schedulers (by iteration)
-      grad_clip: null             # clip gradients to this global L2 norm (MIRNetV2: 0.01)
-      ema_decay: 0                # > 0 keeps an exponential moving average of the weights (used for
-                                  # validation and written as model_latest / model_best)
-      mixup: {enable: false, beta: 1.2, use_identity: true}    # official "mixing_augs"; use_identity: on half
-                                                               # of the iterations only
-      amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU; utils/amp.py
-    val:
-      freq: 1000                  # validate every N iterations and at the end
-      metric: psnr                # psnr | ssim: which one picks model_best
-      log_images: 2               # input | output | target triplets sent to VisualDL
-    output:
-      model_dir: checkpoints/<network name>/model   # model_latest/model_best.pdparams, config.yml, train.log,
-                                                    # state_iter*.pdstates (resume states)
-      log_dir: checkpoints/<network name>/logs      # VisualDL
-      checkpoint_freq: 1000       # resume state + model_latest every N iterations (and at the end)
-      keep_last: 3                # resume states kept (the best weights are kept apart)
-    log:
-      print_freq: 10              # one TIPC-style line every N iterations
-      progress_bar: true          # tqdm bars (rank 0, when stderr is a terminal)
-      visualdl: true
-
-Data order, crops and mixup are functions of (seed, iteration), so ``--resume`` continues exactly like an
-uninterrupted run.  On several cards (``python -m paddle.distributed.launch``) each card takes its slice of
-the global batch, gradients are averaged by DataParallel, validation is split across cards, and only rank 0
-writes logs and files.
+Data order, crops and mixup are functions of (seed, iteration) (``sampler.py``), so ``--resume`` continues
+exactly like an uninterrupted run.  On several cards (``python -m paddle.distributed.launch``) each card takes
+its slice of the global batch, gradients are averaged by DataParallel, validation is split across cards, and
+only rank 0 writes logs and files.
 """
-import bisect
 import contextlib
-import copy
 import datetime
 import glob
 import logging
@@ -65,219 +20,27 @@ import numpy as np
 import paddle
 from paddle.base.unique_name import UniqueNameGenerator
 
-from dataloaders import DatasetError, build_dataset
-from networks import build_network, from_network_space, primary_output, to_network_space
+from dataloaders import build_dataset
+from networks import build_network, to_network_space
 
-from .amp import amp_plan, check_amp_config
-from .checkpoint import save_weights
-from .cli import UserError
-from .config import ConfigError, check_keys, dump_config
-from .device import device_type, is_custom, set_device
-from .fileio import atomic_paddle_save, atomic_write_text
-from .losses import build_loss
-from .metrics import psnr, ssim
-from .schedulers import build_scheduler
+from ..amp import amp_plan
+from ..checkpoint import save_weights
+from ..config import ConfigError, dump_config
+from ..device import device_type, is_custom, set_device
+from ..errors import DatasetError, UserError
+from ..fileio import atomic_paddle_save, atomic_write_text
+from ..losses import build_loss
+from ..schedulers import build_optimizer, build_scheduler
+from .sampler import IterationBatchSampler, SeededDataset, StagePlan
+from .schema import resolve_config
 
-DEFAULTS = {
-    "name": "", "seed": 100, "device": "auto", "network": None,
-    "data": {"train": None, "val": None, "num_workers": 0},
-    "train": {"stages": None, "max_iters": None, "max_minutes": None, "loss": {"type": "L1Loss"},
-              "optimizer": {"type": "Adam", "lr": 2e-4}, "scheduler": {"type": "ConstantLR"}, "grad_clip": None,
-              "ema_decay": 0.0,
-              "mixup": {"enable": False, "beta": 1.2, "use_identity": True},
-              "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
-    "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
-    "output": {"model_dir": None, "log_dir": None, "checkpoint_freq": 1000, "keep_last": 3},
-    "log": {"print_freq": 10, "progress_bar": True, "visualdl": True},
-}
-MERGED = {"data", "train", "train.mixup", "train.amp", "val", "output", "log"}  # sections filled from DEFAULTS
-STAGE_KEYS = ("iters", "batch_size", "patch_size", "micro_batch")
-OPTIMIZER_KEYS = {"Adam": ("lr", "betas", "eps", "weight_decay"), "AdamW": ("lr", "betas", "eps", "weight_decay"),
-                  "SGD": ("lr", "momentum", "nesterov", "weight_decay")}
 STATE_PATTERN = "state_iter*.pdstates"
 LOGGER = "engine"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Config
+# Mixup and helpers
 # ---------------------------------------------------------------------------------------------------------------
-
-def _merge(defaults, given, where):
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ConfigError(f"{where or 'the config'} must be a mapping, got {type(given).__name__}")
-    check_keys(given, defaults, where or "the config's top level")
-    out = {}
-    for key, default in defaults.items():
-        path = f"{where}.{key}" if where else key
-        value = given.get(key, copy.deepcopy(default))
-        out[key] = _merge(default, value, path) if path in MERGED else value
-    return out
-
-
-def _positive_int(value, where, allow_none=False):
-    if allow_none and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
-    return value
-
-
-def resolve_config(cfg):
-    """Check every section of a run config and fill in the defaults; returns a new dict."""
-    cfg = _merge(DEFAULTS, cfg, "")
-    for key in ("network",):
-        if not isinstance(cfg[key], dict) or "name" not in cfg[key]:
-            raise ConfigError("the config needs a 'network' section with a 'name'")
-    if not isinstance(cfg["data"]["train"], dict):
-        raise ConfigError("the config needs a 'data.train' dataset section")
-    train = cfg["train"]
-    if not isinstance(train["stages"], list) or not train["stages"]:
-        raise ConfigError("train.stages must be a non-empty list of {iters, batch_size, patch_size}")
-    for k, stage in enumerate(train["stages"]):
-        where = f"train.stages.{k}"
-        if not isinstance(stage, dict):
-            raise ConfigError(f"{where} must be a mapping with iters, batch_size, patch_size")
-        check_keys(stage, STAGE_KEYS, where)
-        stage.setdefault("patch_size", None)
-        stage.setdefault("micro_batch", None)
-        for key in ("iters", "batch_size"):
-            _positive_int(stage.get(key), f"{where}.{key}")
-        for key in ("patch_size", "micro_batch"):
-            _positive_int(stage[key], f"{where}.{key}", allow_none=True)
-    _positive_int(train["max_iters"], "train.max_iters", allow_none=True)
-    if train["max_minutes"] is not None and (not isinstance(train["max_minutes"], (int, float))
-                                             or train["max_minutes"] <= 0):
-        raise ConfigError(f"train.max_minutes must be a positive number or null, got {train['max_minutes']!r}")
-    opt = train["optimizer"]
-    if not isinstance(opt, dict) or opt.get("type") not in OPTIMIZER_KEYS:
-        raise ConfigError(f"train.optimizer.type must be one of {', '.join(OPTIMIZER_KEYS)}, got "
-                          f"{(opt or {}).get('type')!r}")
-    check_keys({k: v for k, v in opt.items() if k != "type"}, OPTIMIZER_KEYS[opt["type"]], "train.optimizer")
-    if not isinstance(opt.get("lr"), (int, float)) or opt["lr"] <= 0:
-        raise ConfigError(f"train.optimizer.lr must be a positive number, got {opt.get('lr')!r}")
-    train["amp"] = check_amp_config(train["amp"])
-    if not 0 <= float(train["ema_decay"]) < 1:
-        raise ConfigError(f"train.ema_decay must be in [0, 1), got {train['ema_decay']}")
-    if cfg["val"]["metric"] not in ("psnr", "ssim"):
-        raise ConfigError(f"val.metric must be psnr or ssim, got {cfg['val']['metric']!r}")
-    for where, key in (("val", "freq"), ("output", "checkpoint_freq"), ("output", "keep_last"),
-                       ("log", "print_freq")):
-        _positive_int(cfg[where][key], f"{where}.{key}")
-    if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {cfg['seed']!r}")
-    net_name = cfg["network"]["name"]
-    cfg["output"]["model_dir"] = cfg["output"]["model_dir"] or os.path.join("checkpoints", net_name, "model")
-    cfg["output"]["log_dir"] = cfg["output"]["log_dir"] or os.path.join("checkpoints", net_name, "logs")
-    return cfg
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Progressive stages and the deterministic sampler
-# ---------------------------------------------------------------------------------------------------------------
-
-class StagePlan:
-    """Stage boundaries in iterations and in samples (the global sample stream position of an iteration)."""
-
-    def __init__(self, stages):
-        self.stages = stages
-        self.starts, self.sample_starts = [], []
-        it = samples = 0
-        for s in stages:
-            self.starts.append(it)
-            self.sample_starts.append(samples)
-            it += s["iters"]
-            samples += s["iters"] * s["batch_size"]
-        self.total = it
-
-    def index(self, i):
-        return min(max(bisect.bisect_right(self.starts, i) - 1, 0), len(self.stages) - 1)
-
-    def end(self, s):
-        return self.starts[s] + self.stages[s]["iters"]
-
-    def samples_before(self, i):
-        s = self.index(i)
-        return self.sample_starts[s] + (i - self.starts[s]) * self.stages[s]["batch_size"]
-
-
-def sample_seed(seed, position):
-    return int(np.random.SeedSequence([seed, position]).generate_state(1)[0])
-
-
-class IterationBatchSampler:
-    """This card's batches for iterations [start, end): items ``(index, sample_seed)``.
-
-    The global sample stream visits the data set in a fresh permutation per epoch (``rng(seed, epoch)``);
-    iteration i takes the next ``batch_size`` positions of the stream and card r the r-th equal slice of them.
-    Everything is a function of (seed, iteration), whatever the number of workers or restarts."""
-
-    def __init__(self, num_samples, seed, plan, start, end, rank=0, world_size=1):
-        self.n, self.seed, self.plan = num_samples, seed, plan
-        self.start, self.end, self.rank, self.world = start, end, rank, world_size
-        self._epoch, self._perm = None, None
-
-    def __len__(self):
-        return self.end - self.start
-
-    def _index(self, position):
-        epoch, k = divmod(position, self.n)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
-        return int(self._perm[k])
-
-    def __iter__(self):
-        for i in range(self.start, self.end):
-            per_card = self.plan.stages[self.plan.index(i)]["batch_size"] // self.world
-            first = self.plan.samples_before(i) + self.rank * per_card
-            yield [(self._index(p), sample_seed(self.seed, p)) for p in range(first, first + per_card)]
-
-
-class SeededDataset(paddle.io.Dataset):
-    """``dataset[(i, seed)]``: item i with Python's and NumPy's global generators seeded by ``seed`` (restored
-    afterwards), so a dataset's own random crops and flips become reproducible."""
-
-    def __init__(self, dataset):
-        super().__init__()
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        index, seed = key
-        py_state, np_state = random.getstate(), np.random.get_state()
-        random.seed(seed)
-        np.random.seed(seed)
-        try:
-            return self.dataset[index]
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Optimizer, mixup, EMA helpers
-# ---------------------------------------------------------------------------------------------------------------
-
-def build_optimizer(cfg, parameters, scheduler, grad_clip=None):
-    """Adam / AdamW / SGD (with momentum) from the ``train.optimizer`` section, stepping ``scheduler``."""
-    cfg = dict(cfg)
-    kind = cfg.pop("type")
-    clip = paddle.nn.ClipGradByGlobalNorm(float(grad_clip)) if grad_clip else None
-    wd = cfg.get("weight_decay")
-    common = dict(learning_rate=scheduler, parameters=parameters, grad_clip=clip)
-    if kind in ("Adam", "AdamW"):
-        beta1, beta2 = cfg.get("betas", (0.9, 0.999))
-        cls = paddle.optimizer.Adam if kind == "Adam" else paddle.optimizer.AdamW
-        wd = (wd or None) if kind == "Adam" else (0.01 if wd is None else wd)
-        return cls(beta1=float(beta1), beta2=float(beta2), epsilon=float(cfg.get("eps", 1e-8)),
-                   weight_decay=wd, **common)
-    momentum = float(cfg.get("momentum", 0.0))
-    return paddle.optimizer.Momentum(momentum=momentum, use_nesterov=bool(cfg.get("nesterov", False)),
-                                     weight_decay=wd or None, **common)
-
 
 def mixup(inp, target, rng, beta, use_identity):
     """Official MIRNetV2 mixing: with ``use_identity`` the batch is left alone on half of the iterations;
@@ -386,14 +149,11 @@ class Trainer:
 
     # -- construction helpers -----------------------------------------------------------------------------------
     def _build_network(self):
-        try:
-            return build_network(self.cfg["network"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"network: {str(exc).strip(chr(39))}") from None
+        return build_network(self.cfg["network"])
 
     def _build_dataset(self, split):
         try:
-            return build_dataset(self.cfg["data"][split])
+            return build_dataset(self.cfg["data"][split], f"data.{split}")
         except DatasetError as exc:
             raise DatasetError(f"data.{split}: {exc}") from None
 
@@ -630,34 +390,35 @@ class Trainer:
         self._scalar("train/ips", ips, self.iter)
 
     # -- validation -----------------------------------------------------------------------------------------------
-    @paddle.no_grad()
     def validate(self):
-        """PSNR / SSIM (data range 1, output clamped to [0, 1]) over the validation set, split across cards;
-        saves model_best when the chosen metric improves.  Returns {'psnr': ..., 'ssim': ...}."""
-        from tqdm import tqdm
+        """PSNR / SSIM (data range 1, output clamped to [0, 1]) over the validation set, split across cards, with
+        the one restoration loop (utils/deploy/restoration.py); saves model_best when the chosen metric improves.
+        Returns {'psnr': ..., 'ssim': ...}."""
+        from ..deploy.restoration import dataset_items, restore_items
+        from ..deploy.runners import DygraphRunner
+        from ..deploy.tiling import TilePlan
 
         net = self.ema_net if self.ema_net is not None else self.net
-        net.eval()
-        sums = np.zeros(5)  # psnr, ssim, input psnr, input ssim, count
         need_input = self._input_metrics is None
+        names = ("psnr", "ssim") + (("psnr_input", "ssim_input") if need_input else ())
+        indices = list(range(self.rank, len(self.val_set), self.world))
         images = []
-        indices = range(self.rank, len(self.val_set), self.world)
-        for i in tqdm(indices, desc="validation", leave=False, disable=not self._show_bars()):
-            inp, target = self.val_set[i]
-            with self._autocast(level="O1"):  # O1 also suits the float32 EMA copy
-                pred = net(to_network_space(paddle.to_tensor(inp[None]), net))
-            out = from_network_space(primary_output(_as_float32(pred)), net).clip(0, 1).numpy()[0]
-            sums += [psnr(out, target), ssim(out, target), 0, 0, 1]
-            if need_input:
-                sums[2:4] += [psnr(inp, target), ssim(inp, target)]
+
+        def keep_images(rec, inp, out, target):
             if self.rank == 0 and len(images) < self.cfg["val"]["log_images"]:
-                images.append((i, np.concatenate([inp, out, target], axis=2)))
+                images.append((indices[len(images)], np.concatenate([inp, np.clip(out, 0, 1), target], axis=2)))
+
+        # O1 autocast also suits the float32 EMA copy
+        runner = DygraphRunner(net, context=lambda: self._autocast(level="O1"))
+        records = restore_items(runner, dataset_items(self.val_set, indices), plan=TilePlan(tile=0),
+                                progress=self._show_bars(), metrics=names, on_result=keep_images, desc="validation")
         net.train()
-        sums = self._reduce(sums.tolist())
-        count = max(sums[4], 1)
-        metrics = {"psnr": sums[0] / count, "ssim": sums[1] / count}
+        sums = self._reduce([sum(r[m] for r in records) for m in names] + [len(records)])
+        count = max(sums[-1], 1)
+        means = dict(zip(names, (v / count for v in sums)))
+        metrics = {"psnr": means["psnr"], "ssim": means["ssim"]}
         if need_input:
-            self._input_metrics = {"psnr": sums[2] / count, "ssim": sums[3] / count}
+            self._input_metrics = {"psnr": means["psnr_input"], "ssim": means["ssim_input"]}
             self.log.info(f"validation input (no restoration): psnr {self._input_metrics['psnr']:.4f} dB, "
                           f"ssim {self._input_metrics['ssim']:.4f}")
         key = self.cfg["val"]["metric"]
@@ -785,8 +546,8 @@ def train_main(argv=None, default_config=None, description=None):
     """Parse ``-c CONFIG [-o key=value ...] [--resume auto|PATH] [--device ...]`` and train."""
     import argparse
 
-    from .cli import add_device_argument
-    from .config import load_config
+    from ..cli import add_device_argument
+    from ..config import load_config
 
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=default_config, required=default_config is None,

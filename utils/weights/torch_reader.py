@@ -14,6 +14,8 @@ import zipfile
 
 import numpy as np
 
+from ..errors import WeightsError
+
 try:
     from numpy._core import multiarray as _np_multiarray
 except ImportError:  # numpy < 2
@@ -27,8 +29,8 @@ _DTYPES = {
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
-class TorchReadError(ValueError):
-    pass
+class TorchReadError(WeightsError):
+    """A file that is not a readable ``torch.save`` checkpoint."""
 
 
 class _Opaque:

@@ -1,0 +1,1 @@
+"""Data-set preparation: SIDD training patches, the flat GoPro layout, the offline lite data sets."""
