@@ -138,8 +138,9 @@ def test_outputs_checkpoints_and_visualdl(sidd_lite, tmp_path):
     t = Trainer(cfg, device="cpu")
     t.fit()
     model_dir = tmp_path / "model"
-    assert sorted(os.listdir(model_dir)) == ["config.yml", "model_best.pdparams", "model_latest.pdparams",
-                                             "state_iter00000006.pdstates", "train.log"]
+    assert sorted(os.listdir(model_dir)) == ["config.yml", "curves.png", "model_best.pdparams",
+                                             "model_latest.pdparams", "state_iter00000006.pdstates", "train.log",
+                                             "val_images"]
     net_cfg = network_config_for(str(model_dir / "model_latest.pdparams"))
     assert net_cfg == TINY_NET
     for name in ("model_latest.pdparams", "model_best.pdparams"):
@@ -290,6 +291,6 @@ def test_two_process_launch_on_cpu(sidd_lite, tmp_path):
     assert "global batch 4 (2 per card x 2 card(s)" in log and "global batch 2 (1 per card x 2 card(s)" in log
     assert "replica check: identical weights on all 2 cards" in log
     assert "(3 images)" in log  # validation split across the cards, then summed
-    assert sorted(os.listdir(out / "model")) == ["config.yml", "model_best.pdparams", "model_latest.pdparams",
-                                                 "state_iter00000002.pdstates", "state_iter00000003.pdstates",
-                                                 "train.log"]
+    assert sorted(os.listdir(out / "model")) == ["config.yml", "curves.png", "model_best.pdparams",
+                                                 "model_latest.pdparams", "state_iter00000002.pdstates",
+                                                 "state_iter00000003.pdstates", "train.log", "val_images"]

@@ -31,7 +31,7 @@ Schema (every section is checked; unknown keys are refused, missing ones take th
     val:
       freq: 1000                  # validate every N iterations and at the end
       metric: psnr                # psnr | ssim: which one picks model_best
-      log_images: 2               # input | output | target triplets sent to VisualDL
+      log_images: 2               # input | output | target triplets sent to VisualDL and val_images/
     output:
       model_dir: checkpoints/<network name>/model   # model_latest/model_best.pdparams, config.yml, train.log,
                                                     # state_iter*.pdstates (resume states)
@@ -42,6 +42,8 @@ Schema (every section is checked; unknown keys are refused, missing ones take th
       print_freq: 10              # one TIPC-style line every N iterations
       progress_bar: true          # tqdm bars (rank 0, when stderr is a terminal)
       visualdl: true
+      figures: true               # rank 0 writes curves.png (loss, validation PSNR) and val_images/ (input |
+                                  # restored | ground truth of val.log_images images) at every validation
 
 Sections that name a registered class (network, data.train, data.val, train.loss, train.optimizer,
 train.scheduler) pick it with ``name``; the ``type`` of older configs is read with a deprecation notice and
@@ -66,7 +68,7 @@ DEFAULTS = {
               "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
     "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
     "output": {"model_dir": None, "log_dir": None, "checkpoint_freq": 1000, "keep_last": 3},
-    "log": {"print_freq": 10, "progress_bar": True, "visualdl": True},
+    "log": {"print_freq": 10, "progress_bar": True, "visualdl": True, "figures": True},
 }
 MERGED = {"data", "train", "train.mixup", "train.amp", "val", "output", "log"}  # sections filled from DEFAULTS
 STAGE_KEYS = ("iters", "batch_size", "patch_size", "micro_batch")

@@ -143,6 +143,8 @@ class Trainer:
         self._setup_amp()
         self.model = paddle.DataParallel(self.net) if self.world > 1 else self.net
         self.iter, self.best, self.history = 0, None, [] if record_history else None
+        self.curves = {"loss": [], "val": []}  # [(iteration, value)] for curves.png, kept in the resume state
+        self._figures = bool(cfg["log"]["figures"])
         self._input_metrics, self._writer, self._file_log = None, None, None
         if state_path:
             self.load_state(state_path)
@@ -350,9 +352,7 @@ class Trainer:
                     t_data = time.perf_counter()
                 bar.close()
                 self._check_replicas()
-                self.log.info(f"finished at iteration {self.iter}" + (
-                    f"; best {cfg['val']['metric']} {self.best['value']:.4f} at iteration {self.best['iter']}"
-                    if self.best else ""))
+                self._log_end()
         finally:
             self._close_outputs()
         return metrics
@@ -367,6 +367,28 @@ class Trainer:
                 self.log.info(f"time budget of {budget} minute(s) reached at iteration {self.iter}; stopping here "
                               f"(--resume continues the schedule)")
                 self.end_iter = self.iter
+
+    def _log_end(self):
+        """The last lines: the best score against the unrestored input's, and where to look."""
+        line = f"finished at iteration {self.iter}"
+        if self.best:
+            key = self.best["metric"]
+            line += f"; best {key} {self.best['value']:.4f} at iteration {self.best['iter']}"
+            start = (self._input_metrics or {}).get(key)
+            if start is not None:
+                unit = " dB" if key == "psnr" else ""
+                line += f" (input {start:.4f}{unit}: {self.best['value'] - start:+.2f}{unit})"
+        self.log.info(line)
+        if self.rank != 0:
+            return
+        curves, folder = self.figure_paths()
+        if self._figures and os.path.isfile(curves):
+            shown = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+            self.log.info(f"figures: {curves} (loss and validation PSNR)"
+                          + (f", {os.path.join(folder, shown[0])} (input | restored | ground truth"
+                             + (f"; {len(shown)} in {folder}" if len(shown) > 1 else "") + ")" if shown else ""))
+        if self.cfg["log"]["visualdl"]:
+            self.log.info(f"VisualDL: visualdl --logdir {self.log_dir} --language en --disable-telemetry")
 
     def _log_start(self):
         n_params = sum(int(np.prod(p.shape)) for p in self.net.parameters())
@@ -386,6 +408,7 @@ class Trainer:
                       f"avg_reader_cost: {w['reader'] / n:.4f} sec, avg_batch_cost: {batch_cost:.4f} sec, "
                       f"avg_samples: {w['samples'] / n:.1f}, avg_ips: {ips:.1f} images/sec, eta: {eta}")
         self._scalar("train/loss", loss / n, self.iter)
+        self.curves["loss"].append((self.iter, loss / n))
         self._scalar("train/lr", lr, self.iter)
         self._scalar("train/ips", ips, self.iter)
 
@@ -406,7 +429,7 @@ class Trainer:
 
         def keep_images(rec, inp, out, target):
             if self.rank == 0 and len(images) < self.cfg["val"]["log_images"]:
-                images.append((indices[len(images)], np.concatenate([inp, np.clip(out, 0, 1), target], axis=2)))
+                images.append((indices[len(images)], rec["name"], inp, np.clip(out, 0, 1), target, rec["psnr"]))
 
         # O1 autocast also suits the float32 EMA copy
         runner = DygraphRunner(net, context=lambda: self._autocast(level="O1"))
@@ -427,17 +450,43 @@ class Trainer:
             self.best = {"metric": key, "value": metrics[key], "iter": self.iter}
         self.log.info(f"validation at iteration {self.iter}: psnr {metrics['psnr']:.4f} dB, ssim {metrics['ssim']:.4f}"
                       f" ({int(count)} images){'  [best]' if improved else ''}")
+        self.curves["val"].append((self.iter, metrics["psnr"]))
         if self.rank == 0:
             self._scalar("val/psnr", metrics["psnr"], self.iter)
             self._scalar("val/ssim", metrics["ssim"], self.iter)
             if self._writer is not None:
-                for i, triplet in images:
-                    hwc = np.clip(triplet.transpose(1, 2, 0), 0, 1)
+                for i, _, inp, out, target, _ in images:
+                    hwc = np.concatenate([inp, out, target], axis=2).transpose(1, 2, 0)
                     self._writer.add_image(tag=f"val/{i:04d}_input_output_target",
-                                           img=np.round(hwc * 255).astype(np.uint8), step=self.iter)
+                                           img=np.round(np.clip(hwc, 0, 1) * 255).astype(np.uint8), step=self.iter)
             if improved:
                 save_weights(self.eval_state_dict(), os.path.join(self.model_dir, "model_best.pdparams"))
+            self._write_figures(images)
         return metrics
+
+    def figure_paths(self):
+        """(curves.png, the folder of the validation comparisons) in ``output.model_dir``."""
+        return os.path.join(self.model_dir, "curves.png"), os.path.join(self.model_dir, "val_images")
+
+    def _write_figures(self, images):
+        """Rank 0, at every validation: curves.png beside train.log and one input | restored | ground truth
+        picture per logged validation image (overwritten, so they always show the latest weights)."""
+        if not self._figures:
+            return
+        try:
+            from ..figures import plot_curves, write_comparison
+        except ImportError as exc:  # matplotlib missing: training goes on without pictures
+            self.log.warning(f"no figures: {exc} (pip install matplotlib)")
+            self._figures = False
+            return
+        from ..metrics import psnr
+
+        curves, folder = self.figure_paths()
+        plot_curves(curves, self.curves["loss"], self.curves["val"], (self._input_metrics or {}).get("psnr"),
+                    title=f"{self.cfg['name'] or self.cfg['network']['name']}: iteration {self.iter}")
+        for _, name, inp, out, target, value in images:
+            write_comparison(os.path.join(folder, os.path.splitext(os.path.basename(name))[0] + ".png"), inp, out,
+                             target, psnr(inp, target), value)
 
     # -- checkpoints --------------------------------------------------------------------------------------------
     def eval_state_dict(self):
@@ -477,7 +526,7 @@ class Trainer:
             "model": self.net.state_dict(), "ema": self.ema_net.state_dict() if self.ema_net is not None else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None, "best": self.best,
-            "input_metrics": self._input_metrics,
+            "input_metrics": self._input_metrics, "curves": self.curves,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "paddle": paddle.get_rng_state()},
             "config": self.cfg,
         }
@@ -505,6 +554,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.iter, self.best = int(state["iteration"]), state.get("best")
         self._input_metrics = state.get("input_metrics")
+        self.curves = state.get("curves") or {"loss": [], "val": []}
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
