@@ -20,6 +20,7 @@ def main(argv=None):
     from utils.deploy.evaluation import evaluate_pairs, results_csv
     from utils.deploy.runners import add_model_arguments, open_runner
     from utils.errors import UserError
+    from utils.figures import Gallery
     from utils.fileio import atomic_write_text
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,13 +31,17 @@ def main(argv=None):
     p.add_argument("--save-dir", default=None, help="write the restored images and results.csv here")
     p.add_argument("--timing", action="store_true", help="report the mean network time per image (after a warm-up)")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--gallery", type=int, nargs="?", const=3, default=0, metavar="N",
+                   help="write SAVE_DIR/gallery.png (default folder results/gopro): crops of the N worst and N best "
+                        "images by PSNR, input | output | ground truth (alone: 3)")
     add_device_argument(p)
     args = p.parse_args(argv)
     if args.max_images is not None and args.max_images < 1:
         raise UserError("--max-images must be at least 1")
     dataset = GoProTestDataset(args.data)
     runner = EnsembleRunner(open_runner(args), args.self_ensemble)
-    res = evaluate_pairs(runner, dataset, args.save_dir, args.timing, args.max_images)
+    gallery = Gallery(args.gallery) if args.gallery > 0 else None
+    res = evaluate_pairs(runner, dataset, args.save_dir, args.timing, args.max_images, gallery=gallery)
     tail = f" | {res['seconds']:.3f} s/image on {runner.device}" if args.timing else ""
     ens = "" if args.self_ensemble == "none" else f" + self-ensemble {args.self_ensemble}"
     print(f"{runner.model_name}{ens} on {args.data}: {len(res['rows'])} images | PSNR {res['psnr']:.2f} dB | SSIM "
@@ -44,6 +49,9 @@ def main(argv=None):
     if args.save_dir:
         atomic_write_text(os.path.join(args.save_dir, "results.csv"), results_csv(res))
         print(f"restored images and results.csv in {args.save_dir}")
+    if gallery is not None:
+        print(f"gallery of the worst and best images: "
+              f"{gallery.write(os.path.join(args.save_dir or 'results/gopro', 'gallery.png'))}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ paired folder.
 
 Every block is restored, clamped to [0, 1] and scored without rounding: PSNR, the scikit-image SSIM and the
 MATLAB-style SSIM the SIDD benchmark uses (labelled; they differ by up to about 0.05).  Results go to
-RESULT_DIR/metrics.json; --save-mat writes Idenoised.mat as the official scripts do, --save-images PNGs.
+RESULT_DIR/metrics.json; --save-mat writes Idenoised.mat as the official scripts do, --save-images PNGs,
+--gallery RESULT_DIR/gallery.png (input | output | ground truth crops of the worst and best blocks).
 """
 import argparse
 
@@ -18,6 +19,7 @@ def main(argv=None):
     from utils.deploy.evaluation import evaluate_sidd, sidd_source, sidd_summary_line
     from utils.deploy.runners import add_model_arguments, open_runner
     from utils.errors import UserError
+    from utils.figures import Gallery
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)  # --weights / -c, or --model-dir / --backend
@@ -31,6 +33,8 @@ def main(argv=None):
     p.add_argument("--save-images", "--save_images", action="store_true", help="write restored blocks as PNG")
     p.add_argument("--batch-size", "--batch_size", type=int, default=1, help="blocks per forward pass")
     p.add_argument("--limit", type=int, help="evaluate only the first N images (quick checks)")
+    p.add_argument("--gallery", type=int, nargs="?", const=3, default=0, metavar="N",
+                   help="write RESULT_DIR/gallery.png: crops of the N worst and N best blocks by PSNR (alone: 3)")
     add_device_argument(p)
     args = p.parse_args(argv)
     if args.batch_size < 1:
@@ -39,8 +43,10 @@ def main(argv=None):
     runner = open_runner(args)
     print(f"{runner.description}: {len(source)} block(s), batch size {args.batch_size}")
     summary = evaluate_sidd(runner, source, args.batch_size, args.result_dir, args.save_mat, args.save_images,
-                            args.limit)
+                            args.limit, gallery=Gallery(args.gallery) if args.gallery > 0 else None)
     print(sidd_summary_line(summary))
+    if summary.get("gallery"):
+        print(f"gallery of the worst and best blocks: {summary['gallery']}")
     print(f"results written to {args.result_dir}")
     return summary
 

@@ -8,19 +8,8 @@ import pytest
 
 from utils.figures import Gallery, comparison, plot_curves, revealing_crop
 
+from conftest import read_png
 from test_engine import tiny_cfg
-
-
-def read_png(path, min_size=(20, 20)):
-    """The PNG at ``path`` as an RGB uint8 array, checked to be at least ``min_size`` (h, w) and not blank."""
-    assert os.path.isfile(path), path
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert img is not None, f"{path} is not a readable image"
-    h, w = img.shape[:2]
-    assert h >= min_size[0] and w >= min_size[1], (path, img.shape)
-    assert img.std() > 10, f"{path} looks blank (pixel std {img.std():.1f})"
-    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 16, f"{path} has almost no colours"
-    return img[..., ::-1]
 
 
 def test_curves_png(tmp_path):

@@ -19,7 +19,7 @@ from utils.deploy.evaluation import evaluate_pairs
 from utils.deploy.runners import DygraphRunner
 from utils.metrics import psnr
 
-from conftest import ROOT, one_line_error
+from conftest import ROOT, one_line_error, read_png
 
 TINY = {"name": "MIMOUNet", "num_res": 1}
 
@@ -81,9 +81,11 @@ def test_script_end_to_end(data, weights, tmp_path, capsys):
     path, net = weights
     out = tmp_path / "results"
     test_deblurring_gopro.main(["--weights", str(path), "--data", str(data), "--save-dir", str(out),
-                                "--self-ensemble", "--timing", "--device", "cpu"])
+                                "--self-ensemble", "--timing", "--device", "cpu", "--gallery", "1"])
     text = capsys.readouterr().out
     assert "MIMOUNet + self-ensemble rot4" in text and "3 images" in text and "s/image on cpu" in text
+    assert f"gallery of the worst and best images: {out / 'gallery.png'}" in text
+    assert read_png(out / "gallery.png").shape[:2] == (2 * (2 * 18 + 20) + 4, 3 * 28 + 2 * 4)  # worst, best
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["name"] for r in rows] == [f"SEQ_{i:06d}.png" for i in range(3)]
     saved = cv2.imread(str(out / "SEQ_000002.png"))

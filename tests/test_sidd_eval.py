@@ -14,7 +14,7 @@ import test_denoising_sidd
 from networks import build_network
 from utils.image_io import write_image
 
-from conftest import one_line_error
+from conftest import one_line_error, read_png
 from test_networks import TINY
 
 
@@ -48,7 +48,7 @@ def test_sidd_mat_protocol_matches_independent_computation(setup, capsys):
     net, noisy, gt, tmp = setup
     summary = test_denoising_sidd.main(["--weights", str(tmp / "w.pdparams"), "--mat-dir", str(tmp / "mat"),
                                         "--result-dir", str(tmp / "res"), "--save-mat", "--save-images",
-                                        "--batch-size", "4"])
+                                        "--batch-size", "4", "--gallery", "2"])
     restored = sio.loadmat(str(tmp / "res" / "Idenoised.mat"))["Idenoised"]
     assert restored.dtype == np.float32 and restored.shape == noisy.shape
     psnrs, ssims, mssims = [], [], []
@@ -69,7 +69,12 @@ def test_sidd_mat_protocol_matches_independent_computation(setup, capsys):
     assert summary["ssim_matlab"] == pytest.approx(np.mean(mssims), abs=1e-5)
     assert json.load(open(tmp / "res" / "metrics.json")) == pytest.approx(summary)
     assert sorted(os.listdir(tmp / "res" / "png"))[:2] == ["0001_01.png", "0001_02.png"]
+    # the gallery: the 2 worst and the 2 best blocks, each a titled row of input | output | ground truth
+    gallery = read_png(tmp / "res" / "gallery.png")
+    assert gallery.shape[:2] == (4 * (2 * 18 + 24) + 3 * 4, 3 * 28 + 2 * 4)
+    assert summary["gallery"] == str(tmp / "res" / "gallery.png")
     out = capsys.readouterr().out
+    assert f"gallery of the worst and best blocks: {tmp / 'res' / 'gallery.png'}" in out
     assert f"PSNR {summary['psnr']:.4f} dB" in out and "MATLAB-style" in out and "scikit-image" in out
 
 

@@ -147,6 +147,7 @@ class Gallery:
         self._worst, self._best, self._n = [], [], itertools.count()
 
     def add(self, name, inp, out, gt, psnr_out, psnr_in=None):
+        """Offer one restored image (``psnr_in``, the input's PSNR, is computed when None and the image is kept)."""
         if self.count < 1 or gt is None or psnr_out is None:
             return
         n = next(self._n)
@@ -154,6 +155,10 @@ class Gallery:
         keep_best = len(self._best) < self.count or psnr_out > self._best[0][0]
         if not (keep_worst or keep_best):
             return
+        if psnr_in is None:
+            from .metrics import psnr
+
+            psnr_in = psnr(np.clip(inp, 0, 1), gt)
         top, left = revealing_crop(inp, gt, self.crop)
         ch, cw = min(self.crop, inp.shape[1]), min(self.crop, inp.shape[2])
         crops = tuple(np.array(np.clip(a[:, top:top + ch, left:left + cw], 0, 1), np.float32)

@@ -10,6 +10,9 @@ a dygraph checkpoint (``DygraphRunner``) or an exported model (``PaddleRunner``,
   output (optionally a self-ensemble, ``ensemble.EnsembleRunner``) clamped to [0, 1]; PSNR as scikit-image's
   on the float RGB prediction with data range 1 (the official MIMO-UNet protocol, before any rounding), SSIM
   as scikit-image's Gaussian SSIM.
+
+Both can keep a ``utils.figures.Gallery``: crops of the worst and best images by PSNR (input | output | ground
+truth), written as one PNG (``gallery.png``) for a look at what the figures mean.
 """
 import json
 import os
@@ -50,8 +53,9 @@ def limit_images(dataset, limit):
 
 
 def evaluate_sidd(run, dataset, batch_size=1, result_dir=None, save_mat=False, save_images=False, limit=None,
-                  progress=True):
-    """Restore and score every block of ``dataset``; returns the summary dict (also written as metrics.json)."""
+                  progress=True, gallery=None):
+    """Restore and score every block of ``dataset``; returns the summary dict (also written as metrics.json).
+    ``gallery`` (a ``utils.figures.Gallery``) is offered every block and written as RESULT_DIR/gallery.png."""
     layout = getattr(dataset, "layout", None)
     if save_mat and layout is None:
         raise UserError("Idenoised.mat is written for the .mat protocol only (use --save-images for folders)")
@@ -64,6 +68,8 @@ def evaluate_sidd(run, dataset, batch_size=1, result_dir=None, save_mat=False, s
     def keep(rec, inp, out, gt):
         if restored is not None:  # the block's place in the [images, blocks, H, W, 3] layout
             restored[divmod(position[rec["name"]], layout[1])] = np.clip(out, 0.0, 1.0).transpose(1, 2, 0)
+        if gallery is not None:
+            gallery.add(rec["name"], inp, np.clip(out, 0.0, 1.0), gt, rec["psnr"])
 
     records = restore_items(run, items, os.path.join(result_dir, "png") if save_images else None, batch_size,
                             WHOLE, progress=progress, metrics=SIDD_METRICS, on_result=keep, desc="SIDD")
@@ -76,6 +82,8 @@ def evaluate_sidd(run, dataset, batch_size=1, result_dir=None, save_mat=False, s
 
             with atomic_path(os.path.join(result_dir, "Idenoised.mat")) as tmp:
                 sio.savemat(tmp, {"Idenoised": restored})
+        if gallery is not None:
+            summary["gallery"] = gallery.write(os.path.join(result_dir, "gallery.png"))
         atomic_write_text(os.path.join(result_dir, "metrics.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -86,19 +94,24 @@ def sidd_summary_line(summary):
             f"SSIM (MATLAB-style, volumetric) {summary['ssim_matlab']:.4f}")
 
 
-def evaluate_pairs(run, dataset, save_dir=None, timing=False, limit=None, progress=True):
+def evaluate_pairs(run, dataset, save_dir=None, timing=False, limit=None, progress=True, gallery=None):
     """The GoPro protocol on ``dataset`` (``dataset[i]`` = (input, target), ``dataset.names[i]``).
 
     Returns a dict: ``psnr``, ``ssim``, ``input_psnr`` (of the degraded input), ``seconds`` (mean network time
     per image after one untimed warm-up run, when ``timing``) and ``rows`` (name, psnr, ssim, input_psnr,
-    seconds).  Restored images are written to ``save_dir`` as PNG under their input names."""
+    seconds).  Restored images are written to ``save_dir`` as PNG under their input names; ``gallery`` (a
+    ``utils.figures.Gallery``) is offered every image (the caller writes it)."""
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     if n < 1:
         raise UserError("nothing to evaluate: the data set is empty")
     items = dataset_items(dataset, range(n))
     if timing:  # first call: kernel selection and memory set-up, not counted
         run(items[0].load()[0][None])
-    records = restore_items(run, items, save_dir, 1, WHOLE, progress=progress, desc="evaluate")
+    def keep(rec, inp, out, gt):
+        if gallery is not None:
+            gallery.add(rec["name"], inp, np.clip(out, 0.0, 1.0), gt, rec["psnr"], rec["psnr_input"])
+
+    records = restore_items(run, items, save_dir, 1, WHOLE, progress=progress, on_result=keep, desc="evaluate")
     rows = [(r["name"], r["psnr"], r["ssim"], r["psnr_input"], r["seconds"]) for r in records]
     cols = np.array([row[1:] for row in rows], dtype=np.float64)
     return {"psnr": cols[:, 0].mean(), "ssim": cols[:, 1].mean(), "input_psnr": cols[:, 2].mean(),
