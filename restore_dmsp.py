@@ -54,6 +54,8 @@ def main(argv=None):
         log(f"restore_dmsp: {' '.join(sys.argv[1:] if argv is None else argv)}")
         restore_files(args.input, args.weights, args.kernel, settings, args.output, args.kernel_index, args.crop,
                       args.backend, log)
+        log(f"results written to {args.output}: the restored images (NAME.png)"
+            + (", the degraded inputs (NAME_degraded.png)" if args.synthesize else "") + " and restore_dmsp.log")
 
 
 if __name__ == "__main__":

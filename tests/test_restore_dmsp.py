@@ -56,6 +56,7 @@ def test_end_to_end_cli_with_ascend_flag_names(files, tmp_path):
                                    "--device", "cpu"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "a: PSNR" in res.stdout and "b: PSNR" in res.stdout and "mean over 2 image(s)" in res.stdout
+    assert f"results written to {out}: the restored images (NAME.png), the degraded inputs" in res.stdout
     restored = cv2.imread(str(out / "a.png"))
     assert restored.shape == (30, 40, 3)
     assert cv2.imread(str(out / "a_degraded.png")).shape == (26, 38, 3)  # valid blur: 5 x 3 kernel
@@ -98,6 +99,7 @@ def test_bad_inputs_give_one_error_line(files, tmp_path, capsys):
     cases = [
         (["--input", str(tmp_path / "missing.png")], "no images found"),
         (["--input", str(files / "a.png"), "--kernel", str(tmp_path / "none.mat")], "kernel file not found"),
+        (["--input", str(files / "a.png"), "--kernel", str(tmp_path / "kernels.mat")], "data/lite/BSDS300/kernels.npy"),
         (["--input", str(files / "a.png"), "--weights", str(tmp_path / "missing.pdparams")],
          "denoiser weights not found"),
         (["--input", str(files / "a.png"), "--weights", str(files / "kernels.mat")], "no 'net' variable"),

@@ -68,7 +68,9 @@ def load_kernel(path, index=0):
     if path is None:
         return np.ones((1, 1), np.float32)
     if not os.path.isfile(path):
-        raise UserError(f"kernel file not found: {path}")
+        raise UserError(f"kernel file not found: {path} (the official kernels.mat is at the root of "
+                        "github.com/siavashBigdeli/DMSP-tensorflow; the lite data's motion blurs are "
+                        "data/lite/BSDS300/kernels.npy, made by python tools/make_lite_data.py --task bsds)")
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".mat":
@@ -127,7 +129,8 @@ def load_dae(weights):
 
     if not weights or not os.path.isfile(weights):
         raise WeightsError(f"denoiser weights not found: {weights} (the official DAE_sigma11.mat of the DMSP "
-                           "repositories, or its conversion by tools/convert_weights.py --arch DAE)")
+                           "repositories, or its conversion by tools/convert_weights.py --arch DAE; or a lite prior "
+                           "trained in minutes: python train.py -c configs/dmsp_dae_lite.yml)")
     if weights.lower().endswith(".mat"):
         import paddle
 
