@@ -271,6 +271,15 @@ def test_train_script_one_line_errors(sidd_lite, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and err[0].startswith("error: device 'gpu:7'")
 
 
+def test_train_help_names_the_device_default(capsys):
+    from utils.engine.trainer import train_main
+
+    with pytest.raises(SystemExit):
+        train_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: auto, or the config's device)" in text and "None" not in text
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the CPU launch test uses gloo on Linux")
 def test_two_process_launch_on_cpu(sidd_lite, tmp_path):
     """python -m paddle.distributed.launch --nproc_per_node 2 train_denoising_4cards.py -o ... (gloo on CPU)."""

@@ -34,8 +34,11 @@ def run_main(main, argv=None):
 
 
 def add_device_argument(parser, default="auto"):
+    """``--device``; ``default=None`` leaves the choice to the run config's ``device`` key (auto unless it says
+    otherwise), as the training scripts do."""
+    shown = "%(default)s" if default is not None else "auto, or the config's device"
     parser.add_argument("--device", default=default,
-                        help="auto | cpu | gpu[:id] | npu[:id] | <custom device>[:id] (default: %(default)s)")
+                        help=f"auto | cpu | gpu[:id] | npu[:id] | <custom device>[:id] (default: {shown})")
     return parser
 
 
