@@ -2,6 +2,7 @@
 Chromium with Playwright: upload, restore, the result shown and downloadable, nothing fetched from outside."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def test_dmsp_tasks(files, tmp_path):
                                                       "DMSP demosaicing"]
     res = demo.restore(labels[0], files["clean"], degrade=True, num_iter=3, crop=48)
     assert read_image(res["output"]).shape == (3, 48, 48) and read_image(res["input"]).shape[1:] == (40, 40)
+    assert res["output"].endswith("clean_restored.png")
     assert res["psnr"] is not None and res["psnr_input"] is not None and "built-in 9-pixel motion" in res["message"]
     res = demo.restore(labels[1], files["clean"], degrade=True, num_iter=2, crop=32)
     assert read_image(res["input"]).shape[1:] == (16, 16) and read_image(res["output"]).shape[1:] == (32, 32)
@@ -182,8 +184,9 @@ def test_demo_page_in_a_headless_browser(files, tmp_path):
         read_png(shot, (600, 1000))
         assert not outside, f"the page fetched from outside: {outside[:5]}"
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # as Ctrl-C ends it
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()

@@ -203,7 +203,8 @@ class Demo:
         groups = group_images([(stem, img, ImageInfo(bit_depth=info.bit_depth))], 1, crop)
         lines = []
         records = restore_groups(groups, choice.denoiser, kernel, settings, folder, lines.append)
-        out_path = os.path.join(folder, f"{stem}.png")
+        out_path = os.path.join(folder, f"{stem}_restored.png")  # named as the networks' results
+        os.replace(os.path.join(folder, f"{stem}.png"), out_path)
         result = {"input": None, "output": out_path, "psnr_input": None, "psnr": None}
         what = {"deblur": f"blur ({self.kernel_source})", "sr": "x2 downsampling", "demosaic": "RGGB mosaic"}[task]
         if degrade:
