@@ -115,6 +115,27 @@ def test_dmsp_tasks(files, tmp_path):
     assert res["psnr"] is not None and res["input"] is None and "PSNR against the reference" in res["message"]
 
 
+def test_exported_models_on_the_menu(files, tmp_path):
+    """--model-dir: an exported network restores through Paddle Inference like its checkpoint; an exported DAE
+    becomes the three DMSP tasks."""
+    from utils.checkpoint import build_from_weights
+    from utils.deploy.demo import Demo, open_choices
+    from utils.deploy.export import export_model
+
+    for key in ("mirnet", "dae"):
+        net, cfg = build_from_weights(files[key])
+        export_model(net.fold() if key == "dae" else net, cfg, str(tmp_path / key))
+    demo = Demo(open_choices([files["mirnet"]], [str(tmp_path / "mirnet"), str(tmp_path / "dae")], "cpu"),
+                str(tmp_path / "out"))
+    assert [lbl.split(" (")[1] for lbl in demo.labels] == [
+        "mirnet/model_best.pdparams)", "exported mirnet)", "DAE prior, exported dae)", "DAE prior, exported dae)",
+        "DAE prior, exported dae)"]
+    by_checkpoint, exported = (read_image(demo.restore(lbl, files["noisy"])["output"]) for lbl in demo.labels[:2])
+    assert np.abs(by_checkpoint - exported).max() <= 1.5 / 255
+    res = demo.restore(demo.labels[3], files["clean"], num_iter=2, crop=32)
+    assert read_image(res["output"]).shape == (3, 32, 32) and res["psnr"] is not None  # x2 SR of a 16 px input
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
