@@ -116,20 +116,20 @@ def test_dmsp_tasks(files, tmp_path):
 
 
 def test_exported_models_on_the_menu(files, tmp_path):
-    """--model-dir: an exported network restores through Paddle Inference like its checkpoint; an exported DAE
+    """--model-dir: an exported MIMO-UNet deblurs under Paddle Inference as its checkpoint does; an exported DAE
     becomes the three DMSP tasks."""
     from utils.checkpoint import build_from_weights
     from utils.deploy.demo import Demo, open_choices
     from utils.deploy.export import export_model
 
-    for key in ("mirnet", "dae"):
-        net, cfg = build_from_weights(files[key])
+    mimo = checkpoint(tmp_path / "mimo_run", "MIMOUNet")
+    for key, path in (("mimo", mimo), ("dae", files["dae"])):
+        net, cfg = build_from_weights(path)
         export_model(net.fold() if key == "dae" else net, cfg, str(tmp_path / key))
-    demo = Demo(open_choices([files["mirnet"]], [str(tmp_path / "mirnet"), str(tmp_path / "dae")], "cpu"),
-                str(tmp_path / "out"))
-    assert [lbl.split(" (")[1] for lbl in demo.labels] == [
-        "mirnet/model_best.pdparams)", "exported mirnet)", "DAE prior, exported dae)", "DAE prior, exported dae)",
-        "DAE prior, exported dae)"]
+    demo = Demo(open_choices([mimo], [str(tmp_path / "mimo"), str(tmp_path / "dae")], "cpu"), str(tmp_path / "out"))
+    assert demo.labels[:2] == ["MIMOUNet deblurring (mimo_run/model_best.pdparams)",
+                               "MIMOUNet deblurring (exported mimo)"]
+    assert [lbl.split(" (")[1] for lbl in demo.labels[2:]] == ["DAE prior, exported dae)"] * 3
     by_checkpoint, exported = (read_image(demo.restore(lbl, files["noisy"])["output"]) for lbl in demo.labels[:2])
     assert np.abs(by_checkpoint - exported).max() <= 1.5 / 255
     res = demo.restore(demo.labels[3], files["clean"], num_iter=2, crop=32)
