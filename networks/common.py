@@ -37,21 +37,41 @@ def torch_default_init(model):
     return model
 
 
+def _clamped_range(n, pad):
+    """int64 indices 0, 1, ..., n - 1 followed by ``pad`` copies of n - 1 (``n``, ``pad``: scalar tensors).  The
+    clamp is written with arithmetic: ``paddle.minimum`` does not export to the legacy program."""
+    i = paddle.arange(0, n + pad, dtype="int64")
+    n = n.astype("int64")
+    return i - (i >= n).astype("int64") * (i - n + 1)
+
+
+@paddle.jit.not_to_static
+def _known_hw(x):
+    """(H, W) as Python ints when they are known (dygraph, or a program traced for one size), else None.  Kept
+    out of dy2static, which would turn the shape of an any-size input into a tensor."""
+    h, w = x.shape[2], x.shape[3]
+    return (h, w) if paddle.in_dynamic_mode() or (h > 0 and w > 0) else None
+
+
 def pad_to_multiple(x, multiple):
     """Edge-pad an NCHW tensor at the bottom and right so that H and W are multiples of ``multiple``.
 
-    Works for any size (1 x 1 included) and in exported static graphs of both formats (PIR ``.json`` and the
-    legacy ``.pdmodel``), where H and W are only known at run time: there the padding amounts are computed
-    as one int32 tensor, which the legacy exporter and paddle2onnx accept.  Crop the result back with
-    ``out[:, :, :h, :w]``.
+    Works for any size (1 x 1 included).  Where H and W are known (dygraph, or a program traced for one input
+    size) it is a replicate ``pad`` of Python ints.  In exported static graphs of both formats (PIR ``.json``
+    and the legacy ``.pdmodel``), where H and W are known only at run time, it gathers rows and columns with
+    clamped indices (``index_select``) instead: a ``pad3d`` whose paddings are a run-time tensor cannot be
+    converted by OpenVINO's Paddle frontend (which reads constant paddings only, and blocks Paddle Inference's
+    OpenVINO engine with it); the gather converts in OpenVINO, paddle2onnx 1.3.1 and oneDNN alike and copies
+    exactly the edge pixels.  Crop the result back with ``out[:, :, :h, :w]``.
     """
-    if paddle.in_dynamic_mode():
-        h, w = x.shape[2], x.shape[3]
+    known = _known_hw(x)
+    if known is not None:
+        h, w = known
         pad_h, pad_w = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
         if pad_h == 0 and pad_w == 0:
             return x  # already aligned: no copy
         return F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")
-    hw = paddle.cast(paddle.shape(x)[2:4], "int32")
-    pad = (multiple - hw % multiple) % multiple  # [pad_h, pad_w]
-    zero = paddle.zeros([1], "int32")
-    return F.pad(x, paddle.concat([zero, pad[1:2], zero, pad[0:1]]), mode="replicate")
+    hw = paddle.shape(x)
+    rows = _clamped_range(hw[2], (multiple - hw[2] % multiple) % multiple)
+    cols = _clamped_range(hw[3], (multiple - hw[3] % multiple) % multiple)
+    return paddle.index_select(paddle.index_select(x, rows, axis=2), cols, axis=3)

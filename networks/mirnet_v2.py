@@ -37,7 +37,7 @@ class SKFF(nn.Layer):
     def forward(self, feats):
         z = self.conv_du(F.adaptive_avg_pool2d(_add(feats), 1))
         att = F.softmax(paddle.stack([fc(z) for fc in self.fcs]), axis=0)
-        return _add([f * a for f, a in zip(feats, paddle.unbind(att, axis=0))])
+        return _add([f * att[i] for i, f in enumerate(feats)])  # indexing, not unbind: OpenVINO converts it
 
 
 class ContextBlock(nn.Layer):
