@@ -10,6 +10,10 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 sys.path.insert(0, ROOT)
 warnings.filterwarnings("ignore", message="No ccache found")
 
+from utils.device import configure_cpu_math  # noqa: E402
+
+configure_cpu_math()  # the scripts' math-library set-up, before any test imports Paddle
+
 
 def shared_path(*parts):
     """Path of a file under ../shared, or skip the test with the reason when it is not there."""

@@ -72,6 +72,46 @@ def test_cpu_threads_use_the_cores_unless_told_otherwise(monkeypatch):
     assert device_mod.set_device("cpu") == "cpu" and calls == [5]
 
 
+# ------------------------------------------------------------------------------------------ CPU math libraries
+AMD_ZEN3 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel name\t: AMD EPYC\n" \
+           "flags\t\t: fpu sse sse2 avx fma avx2 bmi2\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n"
+AMD_NO_AVX2 = AMD_ZEN3.replace(" avx2", "")
+INTEL = AMD_ZEN3.replace("AuthenticAMD", "GenuineIntel").replace("bmi2", "bmi2 avx512f")
+OTHER = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm\nCPU implementer\t: 0x41\n"
+
+
+def test_cpu_math_setup_chosen_per_cpu_vendor():
+    env = {}
+    assert device_mod.configure_cpu_math(env, AMD_ZEN3) == {"MKL_DEBUG_CPU_TYPE": "5"}
+    assert env == {"MKL_DEBUG_CPU_TYPE": "5"}
+    for cpuinfo in (INTEL, AMD_NO_AVX2, OTHER, ""):  # Intel, older AMD, ARM, nothing readable: left alone
+        env = {"PATH": "/bin"}
+        assert device_mod.configure_cpu_math(env, cpuinfo) == {} and env == {"PATH": "/bin"}
+
+
+def test_cpu_math_setup_never_overrides_the_users_value():
+    for own in ("1", "", "5"):
+        env = {"MKL_DEBUG_CPU_TYPE": own}
+        assert device_mod.configure_cpu_math(env, AMD_ZEN3) == {} and env == {"MKL_DEBUG_CPU_TYPE": own}
+
+
+def test_cpu_math_setup_happens_before_the_scripts_main(monkeypatch):
+    """run_main sets the variable before main() runs (where the scripts first import Paddle); importing the
+    project changes nothing."""
+    from utils import cli
+
+    monkeypatch.delenv("MKL_DEBUG_CPU_TYPE", raising=False)
+    monkeypatch.setattr(device_mod, "cpu_math_settings", lambda cpuinfo=None: {"MKL_DEBUG_CPU_TYPE": "5"})
+    seen = []
+    cli.run_main(lambda argv: seen.append(os.environ.get("MKL_DEBUG_CPU_TYPE")))
+    assert seen == ["5"]
+    code = ("import os, sys; sys.path.insert(0, %r); os.environ.pop('MKL_DEBUG_CPU_TYPE', None); "
+            "import utils, utils.cli, utils.device, utils.engine, utils.deploy.benchmark; "
+            "print(os.environ.get('MKL_DEBUG_CPU_TYPE'))" % ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1:] == ["None"], out.stderr[-2000:]
+
+
 def test_launcher_assigned_card():
     """Under paddle.distributed.launch a device without id is the process's own card; a contradicting id is
     refused in multi-process runs (all processes would share one card), allowed when it matches."""

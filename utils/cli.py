@@ -1,6 +1,8 @@
 """What every top-level script shares: a quiet Paddle import, one-line errors, common arguments.
 
-Scripts end with ``if __name__ == "__main__": run_main(main)``.  Every bad-input error derives from
+Scripts end with ``if __name__ == "__main__": run_main(main)``; ``run_main`` first chooses the math library's
+set-up for this CPU (``utils.device.configure_cpu_math``), which must happen before Paddle loads, so the
+scripts import Paddle only inside ``main()``.  Every bad-input error derives from
 ``utils.errors.UserError`` (missing files, unreadable images, bad data sets, wrong weights, unknown config keys,
 unavailable devices); ``run_main`` ends the process on one with a single ``error: ...`` line on stderr and exit
 status 2.  Anything else is a bug and keeps its traceback.
@@ -10,6 +12,7 @@ import os
 import sys
 import warnings
 
+from .device import configure_cpu_math
 from .errors import UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,6 +24,7 @@ def quiet_paddle():
 
 
 def run_main(main, argv=None):
+    configure_cpu_math()
     quiet_paddle()
     try:
         return main(argv)

@@ -352,6 +352,8 @@ def markdown(records):
 
 if __name__ == "__main__":  # the measuring child of ``measure``
     from ..cli import quiet_paddle
+    from ..device import configure_cpu_math
 
+    configure_cpu_math()  # before Paddle loads, as run_main does for the scripts
     quiet_paddle()
     worker(json.loads(sys.argv[1]))
