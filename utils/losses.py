@@ -67,6 +67,7 @@ class MultiScaleFreqLoss(nn.Layer):
         super().__init__()
         self.content_weight, self.freq_weight = float(content_weight), float(freq_weight)
 
+    @paddle.jit.not_to_static  # plain Python over the outputs and their shapes, also when traced (cpu_static)
     def forward(self, pred, target):
         terms = []
         for p in (pred if isinstance(pred, (list, tuple)) else [pred]):

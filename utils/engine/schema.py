@@ -28,6 +28,11 @@ Schema (every section is checked; unknown keys are refused, missing ones take th
       mixup: {enable: false, beta: 1.2, use_identity: true}    # official "mixing_augs"; use_identity: on half
                                                                # of the iterations only
       amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU; utils/amp.py
+      cpu_static: auto            # CPU only, without AMP: true runs the network and the loss as one static
+                                  # program with oneDNN kernels (backward and optimizer in dygraph; Paddle 3.3.x;
+                                  # utils/engine/cpu_static.py), false the dygraph step; auto = true for the
+                                  # networks where it is verified and faster (MIMOUNet), false for the others.
+                                  # GPUs and NPUs always keep the dygraph step.
     val:
       freq: 1000                  # validate every N iterations and at the end
       metric: psnr                # psnr | ssim: which one picks model_best
@@ -63,7 +68,7 @@ DEFAULTS = {
     "data": {"train": None, "val": None, "num_workers": 0},
     "train": {"stages": None, "max_iters": None, "max_minutes": None, "loss": {"name": "L1Loss"},
               "optimizer": {"name": "Adam", "lr": 2e-4}, "scheduler": {"name": "ConstantLR"}, "grad_clip": None,
-              "ema_decay": 0.0,
+              "ema_decay": 0.0, "cpu_static": "auto",
               "mixup": {"enable": False, "beta": 1.2, "use_identity": True},
               "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
     "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
@@ -129,6 +134,8 @@ def resolve_config(cfg):
         raise ConfigError(f"train.max_minutes must be a positive number or null, got {train['max_minutes']!r}")
     check_optimizer(train["optimizer"])
     train["amp"] = check_amp_config(train["amp"])
+    if not (train["cpu_static"] == "auto" or isinstance(train["cpu_static"], bool)):
+        raise ConfigError(f"train.cpu_static must be auto, true or false, got {train['cpu_static']!r}")
     if not 0 <= float(train["ema_decay"]) < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {train['ema_decay']}")
     if cfg["val"]["metric"] not in ("psnr", "ssim"):

@@ -31,6 +31,7 @@ from ..errors import DatasetError, UserError
 from ..fileio import atomic_paddle_save, atomic_write_text
 from ..losses import build_loss
 from ..schedulers import build_optimizer, build_scheduler
+from .cpu_static import StaticTrainStep, cpu_static_plan
 from .sampler import IterationBatchSampler, SeededDataset, StagePlan
 from .schema import resolve_config
 
@@ -141,7 +142,9 @@ class Trainer:
         self.scheduler = build_scheduler(cfg["train"]["scheduler"], opt_cfg["lr"])
         self.optimizer = build_optimizer(opt_cfg, self.net.parameters(), self.scheduler, cfg["train"]["grad_clip"])
         self._setup_amp()
-        self.model = paddle.DataParallel(self.net) if self.world > 1 else self.net
+        self.static_step = self._setup_cpu_static()
+        forward = self.static_step if self.static_step is not None else self.net
+        self.model = paddle.DataParallel(forward) if self.world > 1 else forward
         self.iter, self.best, self.history = 0, None, [] if record_history else None
         self.curves = {"loss": [], "val": []}  # [(iteration, value)] for curves.png, kept in the resume state
         self._figures = bool(cfg["log"]["figures"])
@@ -172,6 +175,21 @@ class Trainer:
         if plan["scaler"]:
             self.scaler = paddle.amp.GradScaler(init_loss_scaling=plan["init_loss_scaling"],
                                                 use_dynamic_loss_scaling=True)
+
+    def _setup_cpu_static(self):
+        """The static CPU training step (cpu_static.py) when ``train.cpu_static`` and the device call for it."""
+        use, note = cpu_static_plan(self.cfg["train"]["cpu_static"], self.cfg["network"]["name"], self.device,
+                                    self.amp)
+        if note:
+            self.log.warning(note)
+        if not use:
+            return None
+        try:
+            return StaticTrainStep(self.net, self.loss_fn, self.log.warning)
+        except Exception as exc:  # noqa: BLE001 -- a Paddle that lacks what it hooks: the dygraph step
+            self.log.warning(f"train.cpu_static: the static CPU step cannot be set up ({type(exc).__name__}: "
+                             f"{_last_line(exc)[:200]}); training in dygraph")
+            return None
 
     def _autocast(self, level=None):
         amp = self.cfg["train"]["amp"]
@@ -265,16 +283,14 @@ class Trainer:
         micro = min(stage["micro_batch"] or n, n)
         chunks = [(k, min(k + micro, n)) for k in range(0, n, micro)]
         self.model.train()
-        total = 0.0
-        for c, (a, b) in enumerate(chunks):
-            sync = self.world == 1 or c == len(chunks) - 1
-            with (contextlib.nullcontext() if sync else self.model.no_sync()):
-                with self._autocast():
-                    pred = self.model(to_network_space(inp[a:b], self.net))
-                loss = self.loss_fn(_as_float32(pred), to_network_space(target[a:b], self.net))
-                scaled = loss * ((b - a) / n)
-                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            total += loss.item() * (b - a) / n
+        try:
+            total = self._accumulate_gradients(inp, target, chunks)
+        except Exception as exc:  # noqa: BLE001 -- the static CPU step failed: this step again in dygraph
+            if self.static_step is None or not self.static_step.active:
+                raise
+            self.static_step.disable(exc)
+            self.optimizer.clear_grad()
+            total = self._accumulate_gradients(inp, target, chunks)
         if not math.isfinite(total):
             if not self.scaler:  # with float16 AMP the scaler skips this step and lowers its scale
                 raise UserError(f"the loss became {total} at iteration {self.iter + 1}; lower the learning rate or "
@@ -287,6 +303,26 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.clear_grad()
         self._update_ema()
+        return total
+
+    def _accumulate_gradients(self, inp, target, chunks):
+        """Forward and backward of every micro-batch ``chunks`` = [(start, end)] of the batch; returns the loss."""
+        n, total = inp.shape[0], 0.0
+        pairs = [(to_network_space(inp[a:b], self.net), to_network_space(target[a:b], self.net)) for a, b in chunks]
+        if self.static_step is not None:
+            self.static_step.prepare(pairs)
+        for c, ((a, b), (x, y)) in enumerate(zip(chunks, pairs)):
+            sync = self.world == 1 or c == len(chunks) - 1
+            with (contextlib.nullcontext() if sync else self.model.no_sync()):
+                if self.static_step is not None:  # network + loss in one call (cpu_static.py)
+                    loss = self.model(x, y)
+                else:
+                    with self._autocast():
+                        pred = self.model(x)
+                    loss = self.loss_fn(_as_float32(pred), y)
+                scaled = loss * ((b - a) / n)
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total += loss.item() * (b - a) / n
         return total
 
     @paddle.no_grad()
@@ -397,6 +433,9 @@ class Trainer:
                       f"{self.world}, {len(self.train_set)} training pairs"
                       + (f", {len(self.val_set)} validation images" if self.val_set is not None else "")
                       + f", {self.end_iter} iterations; outputs in {self.model_dir} and {self.log_dir}")
+        if self.static_step is not None and self.static_step.active:
+            self.log.info("training step: network and loss as a static program with oneDNN kernels "
+                          "(train.cpu_static: false for the dygraph step)")
 
     def _log_window(self, w, lr):
         loss = self._reduce([w["loss"]])[0] / self.world
@@ -560,7 +599,7 @@ class Trainer:
         np.random.set_state(rng["numpy"])
         paddle.set_rng_state(rng["paddle"])
         strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items()  # noqa: E731
-                                          if k not in ("max_iters", "max_minutes")}}
+                                          if k not in ("max_iters", "max_minutes", "cpu_static")}}
         saved, now = strip(state["config"]), strip(self.cfg)
         changed = [k for k in ("network", "train", "seed") if saved.get(k) != now.get(k)]
         if changed:
