@@ -3,7 +3,7 @@
     python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends dygraph inference onnx int8 bf16 \
         --size 256 256 --repeat 5 --threads 2 --json output/benchmark.json --markdown output/benchmark.md
     python tools/benchmark.py --tiled-memory --backends inference   # 4000 x 3000 image, tiles 512 / overlap 32
-    python tools/benchmark.py --models MIRNet_v2 --backends train   # first progressive stage on the lite data
+    python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends train --train-batch 2 --size 128 128  # s/step
     python tools/benchmark.py --from-json a.json b.json --markdown -   # one table from saved records
 
 Random weights; each measurement runs in its own process (peak_rss_mb is that process's peak resident
@@ -27,7 +27,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
     p.add_argument("--backends", nargs="+", default=["dygraph", "inference", "onnx"], help=" ".join(bm.BACKENDS))
-    p.add_argument("--size", nargs=2, type=int, default=[256, 256], metavar=("H", "W"))
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="default 256 256 (train: the recipe's)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
@@ -36,7 +36,8 @@ def main(argv=None):
     p.add_argument("--tiled-memory", action="store_true", help="4000 x 3000 image, tile 512, overlap 32, 1 run")
     p.add_argument("--train-batch", type=int, help="train backend: batch (default: the stage's per-card batch)")
     p.add_argument("--num-workers", type=int, help="train backend: data workers (default: the recipe's)")
-    p.add_argument("--train-data", help=f"train backend: paired folder (default: {bm.LITE_TRAIN_DATA})")
+    p.add_argument("--train-data", help="train backend: data folder (default: the model's lite data in data/lite)")
+    p.add_argument("--cpu-static", default="auto", choices=["auto", "true", "false"], help="train: train.cpu_static")
     p.add_argument("-o", "--override", action="append", default=[], help="MODEL.key=value network argument")
     p.add_argument("--timeout", type=float, default=None, help="seconds per measurement")
     p.add_argument("--json", help="write the records to this file")
@@ -54,9 +55,11 @@ def main(argv=None):
             raise UserError(f"unknown model(s) {unknown}; registered: {', '.join(sorted(NETWORKS))}")
         if args.tiled_memory:
             args.size, args.tile, args.tile_overlap, args.repeat, args.warmup = [3000, 4000], 512, 32, 1, 0
-        base = {"height": args.size[0], "width": args.size[1], "threads": args.threads, "repeat": args.repeat,
+        height, width = args.size or (256, 256)
+        base = {"height": height, "width": width, "threads": args.threads, "repeat": args.repeat,
                 "warmup": args.warmup, "tile": args.tile, "tile_overlap": args.tile_overlap,
-                "train_batch": args.train_batch, "num_workers": args.num_workers, "train_data": args.train_data}
+                "train_batch": args.train_batch, "num_workers": args.num_workers, "train_data": args.train_data,
+                "train_size": args.size, "train_cpu_static": args.cpu_static}
         records = bm.run_all(models, args.backends, base, model_overrides(args.override, models), args.timeout,
                              echo=lambda line: print(line, flush=True))
         print(f"machine: {bm.describe_machine(records[0]['machine'])}" if records else "no records")

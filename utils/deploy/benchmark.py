@@ -10,12 +10,14 @@ child's peak resident memory from ``os.wait4``.  A worker restores a random imag
 - ``onnx``: ONNX Runtime on the paddle2onnx model;
 - ``int8``: the tools/quantize.py model (post-training quantisation) with oneDNN INT8 kernels;
 - ``bf16``: the exported graph with oneDNN bfloat16 kernels (refused on CPUs without AVX512-BF16 / AMX);
-- ``train``: training throughput of the model's first progressive stage (images/s and the share of each
-  iteration spent waiting for data), with the training engine on the lite data set.
+- ``train``: the training engine's step on the model's recipe (its first progressive stage: loss, optimizer,
+  batch and patch, or ``train_batch`` and the requested size) and its lite data: seconds per optimizer step,
+  images/s and the share of each iteration spent waiting for data.
 
 A backend that cannot run gives a record with an ``error`` string.  Records are dicts with the keys in
 ``RECORD_KEYS`` (plus ``tile``, ``tile_overlap``, ``repeat``, ``mpix_per_s``, ``device``, ``error``,
-``machine``; training records add ``images_per_s``, ``reader_share``, ``batch_size``, ``num_workers``).
+``machine``; training records add ``images_per_s``, ``reader_share``, ``batch_size``, ``num_workers``,
+``loss``, ``train_step`` and ``cpu_math``).
 """
 import json
 import os
@@ -31,9 +33,15 @@ RECORD_KEYS = ("model", "backend", "precision", "height", "width", "threads", "m
 BACKENDS = ("dygraph", "inference", "onnx", "int8", "bf16", "train")
 PRECISION = {"int8": "int8", "bf16": "bf16"}
 EXPORTED = ("inference", "onnx", "int8", "bf16")
-# the recipe whose first progressive stage the ``train`` backend runs, and the lite data it trains on
-TRAIN_RECIPES = {"MIRNet_v2": "training_1card.yml"}
-LITE_TRAIN_DATA = "data/lite/SIDD_patches/train_mini"
+# per network: the recipe whose first progressive stage (loss, optimizer, batch, patch) the ``train`` backend
+# runs, the lite data it trains on (python tools/make_lite_data.py --task all) and the make_lite_data task
+TRAIN_RECIPES = {
+    "MIRNet_v2": ("training_1card.yml", "data/lite/SIDD_patches/train_mini", "sidd"),
+    "MIMOUNet": ("configs/mimo_unet_gopro.yml", "data/lite/GOPRO/train", "gopro"),
+    "MIMOUNetPlus": ("configs/mimo_unet_plus_gopro.yml", "data/lite/GOPRO/train", "gopro"),
+    "DAE_BN": ("configs/dmsp_dae_bsds300.yml", "data/lite/BSDS300", "bsds"),
+}
+NO_RECIPE = {"DAE": "DAE is the folded deployment form of DAE_BN (tools/fold_dae.py); train DAE_BN"}
 RESULT_PREFIX = "BENCHMARK_RESULT "
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
@@ -204,60 +212,99 @@ def infer_worker(spec):
 
 
 def train_config(spec, root):
-    """Run config for the ``train`` backend: the model's recipe, first stage only, on the lite data."""
+    """Run config for the ``train`` backend: the model's recipe, first stage only, on its lite data; returns
+    (config, batch, (height, width)).  ``spec`` height / width (None: the stage's patch) give the patch: a square
+    one of the larger side, cropped to height x width when they differ."""
     from ..config import load_config
 
-    recipe = TRAIN_RECIPES.get(spec["model"])
-    if recipe is None:
-        raise ValueError(f"no training recipe for {spec['model']} (known: {', '.join(TRAIN_RECIPES)})")
-    data = spec.get("train_data") or os.path.join(root, LITE_TRAIN_DATA)
+    if spec["model"] not in TRAIN_RECIPES:
+        raise ValueError(f"no training recipe for {spec['model']}: "
+                         + NO_RECIPE.get(spec["model"], f"the train backend knows {', '.join(TRAIN_RECIPES)}"))
+    recipe, lite, task = TRAIN_RECIPES[spec["model"]]
+    data = spec.get("train_data") or os.path.join(root, lite)
     if not os.path.isdir(data):
-        raise ValueError(f"training data not found at {data} (python tools/make_lite_data.py --task sidd)")
+        raise ValueError(f"training data not found at {data} (python tools/make_lite_data.py --task {task})")
     cfg = load_config(os.path.join(root, recipe))
     stage = dict(cfg["train"]["stages"][0])
     batch = int(spec.get("train_batch") or stage.get("micro_batch") or stage["batch_size"])
+    size = (spec.get("height"), spec.get("width"))
+    size = size if None not in size else (stage["patch_size"], stage["patch_size"])
     iters = spec["warmup"] + spec["repeat"]
     cfg["network"].update(spec.get("overrides") or {})
     cfg["data"]["train"]["root"], cfg["data"]["val"] = data, None
     cfg["data"]["train"].pop("cache", None)
     if spec.get("num_workers") is not None:
         cfg["data"]["num_workers"] = int(spec["num_workers"])
-    cfg["train"].update(stages=[{"iters": iters, "batch_size": batch, "patch_size": stage["patch_size"]}],
-                        max_iters=None, max_minutes=None)
+    cfg["train"].update(stages=[{"iters": iters, "batch_size": batch, "patch_size": max(size)}],
+                        max_iters=None, max_minutes=None,
+                        cpu_static={"true": True, "false": False}.get(spec.get("train_cpu_static"), "auto"))
     cfg["train"]["scheduler"] = {"name": "ConstantLR"}
     cfg["output"] = {"model_dir": os.path.join(spec["folder"], "train"), "log_dir": os.path.join(spec["folder"], "vdl"),
                      "checkpoint_freq": 10 ** 9, "keep_last": 1}
-    cfg["log"] = {"print_freq": 1, "progress_bar": False, "visualdl": False}
-    return cfg, batch, stage["patch_size"]
+    cfg["log"] = {"print_freq": 1, "progress_bar": False, "visualdl": False, "figures": False}
+    return cfg, batch, size
+
+
+class _Crop:
+    """A training set whose samples are cropped to ``height`` x ``width`` (the top-left corner of its patch)."""
+
+    def __init__(self, dataset, height, width):
+        self.dataset, self.height, self.width = dataset, height, width
+
+    def set_patch_size(self, size):
+        self.dataset.set_patch_size(size)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return tuple(a[:, :self.height, :self.width].copy() for a in self.dataset[i])
 
 
 def train_worker(spec):
-    """Training throughput: every iteration logged; the first ``warmup`` ones are left out."""
+    """Training speed: seconds per optimizer step (forward, loss, backward, update; ``median_s``) over
+    ``repeat`` steps after ``warmup`` ones, and the share of each iteration spent waiting for data."""
     import re
 
-    from ..engine import Trainer
+    from .. import engine
 
-    cfg, batch, patch = train_config(spec, ROOT)
+    cfg, batch, (h, w) = train_config(spec, ROOT)
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, device="cpu")
+    trainer = engine.Trainer(cfg, device="cpu")
     # the engine takes every core; the record says spec["threads"] (OMP_NUM_THREADS=1 cannot ask for one)
     import paddle
 
     paddle.base.core.set_num_threads(int(spec["threads"]))
+    if (h, w) != (max(h, w),) * 2:
+        trainer.train_set = _Crop(trainer.train_set, h, w)
     load_s = time.perf_counter() - t0
+    steps, step = [], trainer.train_step
+
+    def timed_step(*args):
+        t, c = time.perf_counter(), time.process_time()
+        loss = step(*args)
+        steps.append((time.perf_counter() - t, time.process_time() - c))
+        return loss
+
+    trainer.train_step = timed_step
     trainer.fit()
     with open(os.path.join(cfg["output"]["model_dir"], "train.log"), encoding="utf-8") as f:
         costs = [(float(a), float(b)) for a, b in re.findall(r"avg_reader_cost: ([\d.]+) sec, avg_batch_cost: ([\d.]+)",
                                                               f.read())][spec["warmup"]:]
-    if not costs:
+    steps = steps[spec["warmup"]:]
+    if not steps or not costs:
         raise ValueError("the training run logged no iterations")
-    batch_costs = [b for _, b in costs]
-    med = statistics.median(batch_costs)
-    return {"median_s": round(med, 4), "min_s": round(min(batch_costs), 4), "load_s": round(load_s, 3),
-            "images_per_s": round(batch / med, 3),
-            "reader_share": round(sum(r for r, _ in costs) / sum(batch_costs), 4),
-            "batch_size": batch, "patch_size": patch, "num_workers": cfg["data"]["num_workers"],
-            "height": patch, "width": patch, "device": "training engine, first progressive stage, cpu"}
+    times = [t for t, _ in steps]
+    med = statistics.median(times)
+    static = getattr(trainer, "static_step", None)
+    return {"median_s": round(med, 4), "min_s": round(min(times), 4), "load_s": round(load_s, 3),
+            "cpu_s": round(statistics.median(c for _, c in steps), 4), "images_per_s": round(batch / med, 3),
+            "reader_share": round(sum(r for r, _ in costs) / sum(b for _, b in costs), 4),
+            "batch_size": batch, "patch_size": max(h, w), "num_workers": cfg["data"]["num_workers"],
+            "height": h, "width": w, "loss": cfg["train"]["loss"]["name"],
+            "train_step": "static program, oneDNN" if static is not None and static.active else "dygraph",
+            "cpu_math": {k: os.environ[k] for k in ("MKL_DEBUG_CPU_TYPE",) if k in os.environ},
+            "device": "training engine, first progressive stage, cpu"}
 
 
 def run_all(models, backends, base, overrides, timeout=None, echo=print):
@@ -272,6 +319,10 @@ def run_all(models, backends, base, overrides, timeout=None, echo=print):
             for backend in backends:
                 spec = {**base, "model": model, "backend": backend, "precision": PRECISION.get(backend, "fp32"),
                         "folder": folder, "overrides": overrides.get(model, {})}
+                if backend == "train" and base.get("train_size") is not None:
+                    spec["height"], spec["width"] = base["train_size"]
+                elif backend == "train":  # the recipe's patch
+                    spec["height"] = spec["width"] = None
                 if backend not in BACKENDS:
                     rec = {**{k: spec.get(k) for k in RECORD_KEYS},
                            "error": f"backend {backend!r} is not available here (available: {', '.join(BACKENDS)})"}
@@ -291,8 +342,9 @@ def _note(r):
     if r.get("error"):
         return r["error"]
     if r["backend"] == "train":
-        return (f"{r['images_per_s']} images/s, reader {100 * r['reader_share']:.1f} % of each iteration "
-                f"(batch {r['batch_size']}, patch {r['patch_size']}, {r['num_workers']} workers)")
+        return (f"{r['median_s']} s per optimizer step, {r['images_per_s']} images/s, {r.get('train_step', 'dygraph')}"
+                f" step, {r.get('loss', 'L1Loss')}, reader {100 * r['reader_share']:.1f} % of each iteration "
+                f"(batch {r['batch_size']}, {r['num_workers']} workers)")
     return f"{r['mpix_per_s']} Mpixel/s" if r.get("mpix_per_s") else ""
 
 
