@@ -20,7 +20,7 @@ def main(argv=None):
     from utils.deploy import alignment
     from utils.deploy.runners import DygraphRunner, infer_device, make_runner
     from utils.device import set_device
-    from utils.fileio import check_not_inputs
+    from utils.fileio import check_not_inputs, output_file
 
     p = ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -52,7 +52,9 @@ def main(argv=None):
     sizes = alignment.parse_sizes(args.sizes)
     inputs = [args.weights, args.config] + ([os.path.join(args.model_dir, f) for f in os.listdir(args.model_dir)]
                                             if args.model_dir and os.path.isdir(args.model_dir) else [])
-    check_not_inputs([args.out if args.out.endswith(".npy") else f"{args.out}.npy"], inputs, "give --out another name")
+    out = args.out if args.out.endswith(".npy") else f"{args.out}.npy"
+    check_not_inputs([out], inputs, "give --out another name")
+    output_file(out, "--out")
     if args.backend == "dygraph":
         if not args.weights:
             p.error("record --backend dygraph needs --weights")

@@ -22,7 +22,7 @@ def main(argv=None):
     from utils.config import model_overrides
     from utils.deploy import benchmark as bm
     from utils.errors import UserError
-    from utils.fileio import atomic_write_text, check_not_inputs
+    from utils.fileio import atomic_write_text, check_not_inputs, output_file
 
     p = ArgumentParser(description=__doc__)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
@@ -34,8 +34,7 @@ def main(argv=None):
     p.add_argument("--tile", type=non_negative_int, default=0, help="tile size (0 = whole image)")
     p.add_argument("--tile-overlap", type=non_negative_int, default=32)
     p.add_argument("--tiled-memory", action="store_true", help="4000 x 3000 image, tile 512, overlap 32, 1 run")
-    p.add_argument("--train-batch", type=positive_int,
-                   help="train backend: batch (default: the stage's per-card batch)")
+    p.add_argument("--train-batch", type=positive_int, help="train backend: batch (default: the stage's per card)")
     p.add_argument("--num-workers", type=non_negative_int, help="train backend: data workers (default: the recipe's)")
     p.add_argument("--train-data", help=f"train backend: paired folder (default: {bm.LITE_TRAIN_DATA})")
     p.add_argument("-o", "--override", action="append", default=[], help="MODEL.key=value network argument")
@@ -44,8 +43,8 @@ def main(argv=None):
     p.add_argument("--markdown", help="write a Markdown table of the records to this file (- = print)")
     p.add_argument("--from-json", nargs="+", help="read records from these files instead of measuring")
     args = p.parse_args(argv)
-    check_not_inputs([f for f in (args.json, args.markdown) if f and f != "-"], args.from_json or [],
-                     "write the records to another file")
+    outputs = [output_file(f, "--json / --markdown") for f in (args.json, args.markdown) if f and f != "-"]
+    check_not_inputs(outputs, args.from_json or [], "write the records to another file")
     if args.from_json:
         records = bm.read_records(args.from_json)
     else:

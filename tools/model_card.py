@@ -26,7 +26,7 @@ def main(argv=None):
     from utils.config import model_overrides
     from utils.deploy.model_card import card_table, model_card
     from utils.errors import UserError
-    from utils.fileio import atomic_write_text
+    from utils.fileio import atomic_write_text, output_file
 
     p = ArgumentParser(description=__doc__)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
@@ -34,6 +34,8 @@ def main(argv=None):
     p.add_argument("-o", "--override", action="append", default=[], help="MODEL.key=value network argument")
     p.add_argument("--json", help="also write the cards to this JSON file")
     args = p.parse_args(argv)
+    if args.json:
+        output_file(args.json, "--json")
     models = args.models or sorted(NETWORKS)
     unknown = [m for m in models if m not in NETWORKS]
     if unknown:

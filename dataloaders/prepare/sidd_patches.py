@@ -133,7 +133,8 @@ def generate_patches(src, dst, mode="random", ps=256, num_patches=300, overlap=1
     settings.update({"overlap": int(overlap)} if mode == "grid" else {"num_patches": int(num_patches)})
     pairs, problems = find_pairs(src)
     check_separate_trees(src, dst, "--src", "--dst")
-    output_dir(dst, "--dst")
+    for folder in (dst, os.path.join(dst, "input"), os.path.join(dst, "groundtruth")):
+        output_dir(folder, "--dst")
     _check_destination(dst, settings, overwrite)
     jobs = [(name, noisy, gt, settings, dst) for name, noisy, gt in pairs]
     from tqdm import tqdm

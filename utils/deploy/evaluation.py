@@ -102,8 +102,13 @@ def evaluate_pairs(run, dataset, save_dir=None, timing=False, limit=None, progre
     if n < 1:
         raise UserError("nothing to evaluate: the data set is empty")
     items = dataset_items(dataset, range(n))
-    if timing:  # first call: kernel selection and memory set-up, not counted
-        run(items[0].load()[0][None])
+    if timing:  # first call: kernel selection and memory set-up, not counted (on the first readable image)
+        for it in items:
+            try:
+                run(it.load()[0][None])
+                break
+            except UserError:
+                continue
     records = restore_items(run, items, save_dir, 1, WHOLE, progress=progress, desc="evaluate", skip_unreadable=True)
     done = restored_records(records)
     if not done:

@@ -68,15 +68,16 @@ def array_item(name, img, gt=None):
 
 
 def dataset_items(dataset, indices=None):
-    """Items of a data set whose ``dataset[i]`` is (input, target); names from ``dataset.names`` if it has them."""
-    names = getattr(dataset, "names", None)
+    """Items of a data set whose ``dataset[i]`` is (input, target); names from ``dataset.names`` if it has them,
+    the files read from ``dataset.pairs`` (paired folders), which outputs must not replace."""
+    names, pairs = getattr(dataset, "names", None), getattr(dataset, "pairs", None)
 
     def item(i):
         def load():
             inp, target = dataset[i]
             return inp, ImageInfo(), target
 
-        return Item(names[i] if names is not None else f"{i:06d}.png", load)
+        return Item(names[i] if names is not None else f"{i:06d}.png", load, tuple(pairs[i]) if pairs else ())
 
     return [item(i) for i in (range(len(dataset)) if indices is None else indices)]
 
@@ -186,6 +187,8 @@ def restore_items(run, items, save_dir=None, batch_size=1, plan=None, compare=Fa
         check_not_inputs(outputs, [p for it in items for p in it.sources],
                          "choose another output folder (or add a --suffix)")
         output_dir(save_dir)
+        if compare:
+            output_dir(os.path.join(save_dir, "compare"))
     records = []
     bar = tqdm(total=len(items), desc=desc, unit="img", leave=False, disable=not progress or len(items) < 2)
     try:
