@@ -335,14 +335,16 @@ def test_two_process_launch_on_cpu(sidd_lite, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the CPU launch test uses gloo on Linux")
-def test_two_process_launch_shows_the_failing_cards_own_error(sidd_lite, tmp_path):
-    """Card 1 finds an unreadable validation image (its share of the set) while card 0 goes on and waits for it in
-    a collective: the user sees card 1's error line, no traceback, and every card exits non-zero."""
+@pytest.mark.parametrize("card", [1, 0])
+def test_two_process_launch_shows_the_failing_cards_own_error(sidd_lite, tmp_path, card):
+    """One card finds an unreadable validation image (its share of the set) while the other goes on and waits for
+    it in a collective: the user sees the failing card's own error line, no traceback, and every card exits
+    non-zero with an error line."""
     import shutil
 
     val = tmp_path / "val"
     shutil.copytree(sidd_lite / "SIDD_patches" / "val_mini", val)
-    broken = sorted(os.listdir(val / "input"))[1]  # index 1: card 1 reads it
+    broken = sorted(os.listdir(val / "input"))[card]  # image i is read by card i % 2
     (val / "input" / broken).write_bytes(b"not an image")
     out = tmp_path / "run"
     overrides = ["network.n_feat=8", "network.n_RRG=1", "network.n_MRB=1", "data.num_workers=0",
@@ -358,8 +360,10 @@ def test_two_process_launch_shows_the_failing_cards_own_error(sidd_lite, tmp_pat
     logs = {f: (tmp_path / "launch" / f).read_text() for f in ("workerlog.0", "workerlog.1")}
     assert run.returncode != 0, console[-3000:]
     assert "Traceback" not in console and "TIMEOUT" not in console, console[-3000:]
-    own = [ln for ln in logs["workerlog.1"].splitlines() if ln.startswith("error: ")]
+    own = [ln for ln in logs[f"workerlog.{card}"].splitlines() if ln.startswith("error: ")]
     assert len(own) == 1 and own[0].startswith("error: data.val: cannot read image") and broken in own[0], logs
-    assert own[0] in console or own[0].replace("error: ", "error: card 1 of 2 stopped: ") in console, console[-3000:]
+    relayed = own[0].replace("error: ", f"error: card {card} of 2 stopped: ")
+    assert own[0] in console or relayed in console, console[-3000:]
+    assert logs[f"workerlog.{1 - card}"].strip().splitlines()[-1] == relayed
     for name, text in logs.items():  # every card ends on an error line of its own, without a traceback
         assert "Traceback" not in text and text.strip().splitlines()[-1].startswith("error: "), (name, text[-2000:])

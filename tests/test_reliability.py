@@ -407,6 +407,16 @@ def test_fresh_run_into_an_earlier_run_is_refused(sidd_lite, tmp_path, earlier, 
                  "output.overwrite")
 
 
+def test_resuming_another_folders_state_into_an_earlier_run_is_refused(sidd_lite, tmp_path, capsys):
+    code, _, _ = run(train.main, _train_args(sidd_lite, tmp_path / "a"), capsys)
+    assert code == 0
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "model_best.pdparams").write_bytes(b"run b's best weights")
+    with unchanged(tmp_path / "b"):
+        one_line(capsys, train.main, _train_args(sidd_lite, tmp_path / "b") + [
+            "--resume", tmp_path / "a" / "state_iter00000002.pdstates"], "holds an earlier run", "model_best")
+
+
 def test_overwrite_key_replaces_the_earlier_run(sidd_lite, tmp_path, capsys):
     model_dir = tmp_path / "run"
     model_dir.mkdir()

@@ -125,7 +125,9 @@ class Trainer:
         self.model_dir, self.log_dir = cfg["output"]["model_dir"], cfg["output"]["log_dir"]
         self.resume_command, self.failures = resume_command, failures
         state_path = self.find_state(resume) if resume else None
-        earlier = self.earlier_run() if not resume else []
+        elsewhere = state_path and os.path.realpath(os.path.dirname(state_path)) != os.path.realpath(self.model_dir)
+        earlier = self.earlier_run() if not resume or elsewhere else []  # a state from another folder: a new run here
+        self._replace = bool(earlier)  # with output.overwrite: the earlier run's files go when the run starts
         if earlier and not cfg["output"]["overwrite"]:
             more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
             raise UserError(f"{self.model_dir} holds an earlier run ({', '.join(earlier[:3])}{more}): continue it "
@@ -243,7 +245,8 @@ class Trainer:
         if self.rank != 0:
             return
         os.makedirs(self.model_dir, exist_ok=True)
-        if fresh:  # an earlier run's files (only there with output.overwrite): a new run must not mix with them
+        fresh = fresh or self._replace
+        if self._replace:  # an earlier run's files (output.overwrite): the new run must not mix with them
             for old in self.list_states() + [os.path.join(self.model_dir, f) for f in RUN_FILES[:2]]:
                 if os.path.isfile(old):
                     os.remove(old)
