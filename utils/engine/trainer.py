@@ -130,9 +130,11 @@ class Trainer:
         self._replace = bool(earlier)  # with output.overwrite: the earlier run's files go when the run starts
         if earlier and not cfg["output"]["overwrite"]:
             more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
-            raise UserError(f"{self.model_dir} holds an earlier run ({', '.join(earlier[:3])}{more}): continue it "
-                            f"with --resume auto, train into another output.model_dir, or set output.overwrite=true "
-                            f"to replace it")
+            vdl = os.path.join(self.log_dir, VDL_FILE) in earlier
+            where = (f"output.log_dir {self.log_dir}" if len(earlier) == 1 and vdl else self.model_dir)
+            raise UserError(f"{where} holds an earlier run ({', '.join(earlier[:3])}{more}): continue it with "
+                            f"--resume auto, train into another output.model_dir{' and output.log_dir' if vdl else ''}"
+                            f", or set output.overwrite=true to replace it")
         self.device = set_device(device or cfg["device"])
         if self.world > 1:
             paddle.distributed.init_parallel_env()
