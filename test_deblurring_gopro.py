@@ -10,7 +10,7 @@ official weights, from their keys.
 """
 import os
 
-from utils.cli import ArgumentParser, add_device_argument, folder, non_negative_int, positive_int, run_main
+from utils.cli import ArgumentParser, add_device_argument, folder, non_negative_int, run_main
 
 
 def main(argv=None):
@@ -19,6 +19,7 @@ def main(argv=None):
     from utils.deploy.evaluation import evaluate_pairs, results_csv
     from utils.deploy.restoration import raise_for_unreadable
     from utils.deploy.runners import add_model_arguments, check_task, open_runner
+    from utils.errors import UserError
     from utils.figures import Gallery
     from utils.fileio import atomic_write_text
 
@@ -29,12 +30,14 @@ def main(argv=None):
                    help="test-time self-ensemble; alone: rot4, the 4 rotations of MIMO-UNet++")
     p.add_argument("--save-dir", type=folder, default=None, help="write the restored images and results.csv here")
     p.add_argument("--timing", action="store_true", help="report the mean network time per image (after a warm-up)")
-    p.add_argument("--max-images", type=positive_int, default=None, help="evaluate only the first N images")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--gallery", type=non_negative_int, nargs="?", const=3, default=0, metavar="N",
                    help="write SAVE_DIR/gallery.png (default folder results/gopro): crops of the N worst and N best "
                         "images by PSNR, input | output | ground truth (alone: 3)")
     add_device_argument(p)
     args = p.parse_args(argv)
+    if args.max_images is not None and args.max_images < 1:
+        raise UserError("--max-images must be at least 1")
     dataset = GoProTestDataset(args.data)
     runner = EnsembleRunner(open_runner(args), args.self_ensemble)
     check_task(runner, ("deblurring",), "test_deblurring_gopro.py", args.any_task)
