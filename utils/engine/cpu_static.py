@@ -59,6 +59,18 @@ def cpu_static_plan(setting, network, device, amp, version=None):
     return True, None
 
 
+def error_summary(exc):
+    """The line of ``exc``'s text that says what went wrong: Paddle wraps errors in C++ and Python traces, frames
+    and ``(at file:line)`` markers, so the last ``SomeError: ...`` or ``(Category) ...`` line, else the last line
+    with words in it."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    lines = [re.sub(r"\s*\(at [^()]*\)$", "", ln) for ln in lines if not re.fullmatch(r"\(at [^()]*\)", ln)]
+    wordy = [ln for ln in lines if re.search(r"[A-Za-z]{2}", ln) and not re.fullmatch(r"At:|.*\(\d+\): \S+", ln)
+             and not re.search(r"={4}", ln)]
+    named = [ln for ln in wordy if re.match(r"(\w+(Error|Exception|Exit)|\(\w+\)\s*\S)", ln)]
+    return (named or wordy or [""])[-1]
+
+
 def _cpu_kernel(program):
     """Rebuild the ``CPU_KERNEL_OPS`` among the onednn_op.* ops of ``program`` as pd_op.* (CPU kernel) ops."""
     from paddle import _pir_ops
@@ -179,9 +191,8 @@ class StaticTrainStep(paddle.nn.Layer):
         if self.active:
             self.active = False
             self._programs.clear()
-            text = next((ln.strip() for ln in reversed(str(exc).splitlines()) if ln.strip()), "")
-            self._warn(f"train.cpu_static: the static CPU step failed ({type(exc).__name__}: {text[:200]}); "
-                       f"training in dygraph from here")
+            self._warn(f"train.cpu_static: the static CPU step failed ({type(exc).__name__}: "
+                       f"{error_summary(exc)[:200]}); training in dygraph from here")
 
     def _program(self, inp, target):
         """The traced net + loss for the shapes of ``inp`` and ``target``, built (with the oneDNN passes) if new."""

@@ -42,7 +42,7 @@ from ..errors import DatasetError, UserError
 from ..fileio import atomic_paddle_save, atomic_write_text, output_dir
 from ..losses import build_loss
 from ..schedulers import build_optimizer, build_scheduler
-from .cpu_static import StaticTrainStep, cpu_static_plan
+from .cpu_static import StaticTrainStep, cpu_static_plan, error_summary
 from .sampler import IterationBatchSampler, SeededDataset, StagePlan, collate, failure_of
 from .schema import resolve_config
 
@@ -230,18 +230,18 @@ class Trainer:
                                                 use_dynamic_loss_scaling=True)
 
     def _setup_cpu_static(self):
-        """The static CPU training step (cpu_static.py) when ``train.cpu_static`` and the device call for it."""
+        """The static CPU training step (cpu_static.py) when ``train.cpu_static`` and the device call for it;
+        ``self._step_notes`` keeps the lines that say why not, for the run's log (train.log opens later)."""
         use, note = cpu_static_plan(self.cfg["train"]["cpu_static"], self.cfg["network"]["name"], self.device,
                                     self.amp)
-        if note:
-            self.log.warning(note)
+        self._step_notes = [note] if note else []
         if not use:
             return None
         try:
             return StaticTrainStep(self.net, self.loss_fn, self.log.warning)
         except Exception as exc:  # noqa: BLE001 -- a Paddle that lacks what it hooks: the dygraph step
-            self.log.warning(f"train.cpu_static: the static CPU step cannot be set up ({type(exc).__name__}: "
-                             f"{_last_line(exc)[:200]}); training in dygraph")
+            self._step_notes.append(f"train.cpu_static: the static CPU step cannot be set up ({type(exc).__name__}: "
+                                    f"{error_summary(exc)[:200]}); training in dygraph")
             return None
 
     def _autocast(self, level=None):
@@ -546,6 +546,8 @@ class Trainer:
                       f"{self.world}, {len(self.train_set)} training pairs"
                       + (f", {len(self.val_set)} validation images" if self.val_set is not None else "")
                       + f", {self.end_iter} iterations; outputs in {self.model_dir} and {self.log_dir}")
+        for note in self._step_notes:
+            self.log.warning(note)
         if self.static_step is not None and self.static_step.active:
             self.log.info("training step: network and loss as a static program with oneDNN kernels "
                           "(train.cpu_static: false for the dygraph step)")
