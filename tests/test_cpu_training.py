@@ -186,6 +186,22 @@ def test_static_step_resumes_exactly(gopro, tmp_path):
     assert all(FAILED_LINE not in _log(t) for t in (full, second))
 
 
+def test_static_step_micro_batches_accumulate_to_the_full_batch(gopro, tmp_path):
+    """Batches of 3 in micro-batches of 2 + 1 with the static step (two traced shapes: building the second one
+    in the middle of a step would reset the gradients of the first micro-batch): the same losses and weights as
+    the whole batch in dygraph."""
+    runs = []
+    for static, micro in ((False, None), (True, 2)):
+        cfg = mimo_cfg(gopro, tmp_path / str(static), iters=3, cpu_static=static)
+        cfg["train"]["stages"][0].update(batch_size=3, micro_batch=micro)
+        t = Trainer(cfg, device="cpu", record_history=True)
+        t.fit()
+        assert (t.static_step is not None and t.static_step.active) == static and FAILED_LINE not in _log(t)
+        runs.append(t)
+    np.testing.assert_allclose([h["loss"] for h in runs[1].history], [h["loss"] for h in runs[0].history], rtol=1e-4)
+    assert _max_diff(runs[0].net, runs[1].net) < 1e-4
+
+
 class _BrokenBackward(paddle.autograd.PyLayer):
     """Identity forward whose backward raises, as a failing static program run would."""
 

@@ -70,6 +70,11 @@ def test_config_unknown_keys_are_refused(sidd_lite, tmp_path):
     cfg["train"]["stages"][1]["iters"] = 0
     with pytest.raises(ConfigError, match="positive integer"):
         resolve_config(cfg)
+    for value in ("yes", 1, None):
+        cfg = copy.deepcopy(good)
+        cfg["train"]["cpu_static"] = value
+        with pytest.raises(ConfigError, match=f"train.cpu_static must be auto, true or false, got {value!r}"):
+            resolve_config(cfg)
     cfg = copy.deepcopy(good)
     cfg["network"]["n_feats"] = 8
     with pytest.raises(ConfigError, match="n_feats"):
