@@ -327,6 +327,18 @@ def test_benchmark_train_config_honours_size_and_batch(model, tmp_path):
     assert batch == (stage.get("micro_batch") or stage["batch_size"])
 
 
+def test_benchmark_base_spec_keeps_the_recipe_size_unless_given():
+    import argparse
+
+    args = argparse.Namespace(size=None, threads=2, repeat=5, warmup=1, tile=0, tile_overlap=32, train_batch=2,
+                              num_workers=None, train_data=None, cpu_static="false")
+    spec = bm.base_spec(args)
+    assert (spec["height"], spec["width"], spec["train_size"]) == (256, 256, None)  # inference 256, train: recipe
+    assert spec["train_batch"] == 2 and spec["train_cpu_static"] == "false"
+    spec = bm.base_spec(argparse.Namespace(**{**vars(args), "size": [128, 96]}))
+    assert (spec["height"], spec["width"], spec["train_size"]) == (128, 96, [128, 96])
+
+
 def test_benchmark_train_backend_refuses_dae_with_its_reason(tmp_path):
     with pytest.raises(ValueError) as err:
         bm.train_config({"model": "DAE", "warmup": 1, "repeat": 1, "folder": str(tmp_path)}, ROOT)

@@ -27,8 +27,7 @@ def main(argv=None):
     p = ArgumentParser(description=__doc__)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
     p.add_argument("--backends", nargs="+", default=["dygraph", "inference", "onnx"], help=" ".join(bm.BACKENDS))
-    p.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"),
-                   help="default 256 256 (train: the recipe's)")
+    p.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="default 256 256 (train: recipe's)")
     p.add_argument("--repeat", type=positive_int, default=5)
     p.add_argument("--warmup", type=non_negative_int, default=1)
     p.add_argument("--threads", type=positive_int, default=2)
@@ -58,13 +57,8 @@ def main(argv=None):
             raise UserError(f"unknown model(s) {unknown}; registered: {', '.join(sorted(NETWORKS))}")
         if args.tiled_memory:
             args.size, args.tile, args.tile_overlap, args.repeat, args.warmup = [3000, 4000], 512, 32, 1, 0
-        height, width = args.size or (256, 256)
-        base = {"height": height, "width": width, "threads": args.threads, "repeat": args.repeat,
-                "warmup": args.warmup, "tile": args.tile, "tile_overlap": args.tile_overlap,
-                "train_batch": args.train_batch, "num_workers": args.num_workers, "train_data": args.train_data,
-                "train_size": args.size, "train_cpu_static": args.cpu_static}
-        records = bm.run_all(models, args.backends, base, model_overrides(args.override, models), args.timeout,
-                             echo=lambda line: print(line, flush=True))
+        records = bm.run_all(models, args.backends, bm.base_spec(args), model_overrides(args.override, models),
+                             args.timeout, echo=lambda line: print(line, flush=True))
         print(f"machine: {bm.describe_machine(records[0]['machine'])}" if records else "no records")
     print(bm.table(records))
     if args.json:

@@ -307,6 +307,16 @@ def train_worker(spec):
             "device": "training engine, first progressive stage, cpu"}
 
 
+def base_spec(args):
+    """The spec every measurement of tools/benchmark.py starts from, out of its parsed command line: ``--size``
+    (256 x 256 when not given; the ``train`` backend then takes the recipe's patch) and the other settings."""
+    height, width = args.size or (256, 256)
+    return {"height": height, "width": width, "threads": args.threads, "repeat": args.repeat, "warmup": args.warmup,
+            "tile": args.tile, "tile_overlap": args.tile_overlap, "train_batch": args.train_batch,
+            "num_workers": args.num_workers, "train_data": args.train_data, "train_size": args.size,
+            "train_cpu_static": args.cpu_static}
+
+
 def run_all(models, backends, base, overrides, timeout=None, echo=print):
     """Every (model, backend) record; ``base`` holds height, width, threads, repeat, warmup, tile, tile_overlap
     and the training options; ``overrides`` maps model -> network arguments."""
