@@ -15,7 +15,9 @@ keys, checkpoints, EMA and validation are unchanged).  Corrections the pass need
   (its oneDNN kernel is inference-only: it keeps the weights of its first call, so training would go on with
   stale weights);
 - gradient ops that oneDNN runs with its slow reference code on these layouts (``ref:any`` in ONEDNN_VERBOSE:
-  bias reductions, activation, pooling, softmax and broadcasting-multiply gradients) go back as well.
+  bias reductions, activation, pooling, softmax and broadcasting-multiply gradients) go back as well;
+- choosing the kernels of mean at a program's first run prints a bare debug line per op on stdout: that first
+  run is kept off file descriptor 1.
 
 It hooks dy2static's private ``apply_general_passes``, so it is enabled on Paddle 3.3.x only.  Any failure while
 building, tracing or running the program switches the run to the dygraph step with one warning line (the step
@@ -23,7 +25,9 @@ that failed is recomputed in dygraph).  Only the trainer on the CPU without AMP 
 """
 import collections
 import contextlib
+import os
 import re
+import sys
 
 import paddle
 
@@ -163,6 +167,31 @@ def _onednn_scope():
         _state["active"] = False
 
 
+@contextlib.contextmanager
+def _quiet_stdout():
+    """File descriptor 1 sent to /dev/null: the first run of a program selects its kernels, and Paddle 3.3.1's
+    oneDNN check for mean prints a bare debug line ("ReduceMeanCheckIfOneDNNSupport") per mean op on stdout."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        sys.stdout.flush()
+        libc.fflush(None)
+        saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, AttributeError, ValueError):  # no C library to flush or no descriptor 1: print as it is
+        yield
+        return
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class _NetLoss(paddle.nn.Layer):
     def __init__(self, net, loss_fn):
         super().__init__()
@@ -184,6 +213,7 @@ class StaticTrainStep(paddle.nn.Layer):
         super().__init__()
         self.net, self.loss_fn = net, loss_fn
         self._warn, self._programs, self.active = warn, collections.OrderedDict(), True
+        self._ran = set()  # programs run at least once (their first run is kept off stdout: _quiet_stdout)
         _install()
 
     def disable(self, exc):
@@ -191,6 +221,7 @@ class StaticTrainStep(paddle.nn.Layer):
         if self.active:
             self.active = False
             self._programs.clear()
+            self._ran.clear()
             self._warn(f"train.cpu_static: the static CPU step failed ({type(exc).__name__}: "
                        f"{error_summary(exc)[:200]}); training in dygraph from here")
 
@@ -206,7 +237,7 @@ class StaticTrainStep(paddle.nn.Layer):
             partial.train_program  # noqa: B018 -- builds the forward and backward programs now
         self._programs[key] = layer
         while len(self._programs) > KEEP_SHAPES:
-            self._programs.popitem(last=False)
+            self._ran.discard(self._programs.popitem(last=False)[0])
         return layer
 
     def prepare(self, pairs):
@@ -224,8 +255,11 @@ class StaticTrainStep(paddle.nn.Layer):
         if self.active:
             try:
                 layer = self._program(inp, target)
-                with _onednn_scope():
-                    return layer(inp, target)
+                key = (tuple(inp.shape), tuple(target.shape))
+                with _onednn_scope(), (_quiet_stdout() if key not in self._ran else contextlib.nullcontext()):
+                    loss = layer(inp, target)
+                self._ran.add(key)
+                return loss
             except Exception as exc:  # noqa: BLE001 -- any failure of the static path falls back to dygraph
                 self.disable(exc)
         return self.loss_fn(self.net(inp), target)
