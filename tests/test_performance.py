@@ -95,7 +95,7 @@ def test_quantize_refuses_pir_program(tmp_path, capsys):
 def test_bf16_refused_without_instructions_and_configured_with_them(int8_model, monkeypatch, capsys):
     _, fp32, _ = int8_model
     monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, False))
-    msg = one_line_error(capsys, infer.main, ["--model-dir", fp32, "--precision", "bf16"])
+    msg = one_line_error(capsys, infer.main, ["--model-dir", fp32, "--precision", "bf16", "--backend", "paddle"])
     assert "needs a CPU with AVX512-BF16 or AMX" in msg
     assert msg.count("\n") == 0 and "use fp32 or int8" in msg
 
