@@ -13,7 +13,7 @@ from networks import build_network
 from tools import model_card as card_tool
 from tools import quantize as quantize_tool
 from utils.deploy import runners as inf
-from utils.deploy.model_card import count_macs, count_parameters
+from utils.deploy.model_card import count_macs, count_parameters, macs_at
 from utils.deploy.restoration import default_image
 from utils.deploy.runners import DygraphRunner, PaddleRunner, predictor_config
 from utils.image_io import ImageInfo, write_image
@@ -147,6 +147,12 @@ def test_official_gmacs(name, official):
     # fully convolutional with sides divisible by 4: the count scales exactly with the pixels
     macs = count_macs(build_network({"name": name}), 32, 32) * (256 * 256) / (32 * 32)
     assert abs(macs / 1e9 - official) / official < 0.002
+
+
+def test_macs_at_any_size_without_running_it():
+    net = build_network({"name": "MIRNet_v2", "n_feat": 16, "n_MRB": 1})
+    for h, w in ((61, 97), (20, 36)):
+        assert macs_at(net, h, w) == count_macs(net, h, w)
 
 
 def test_model_card_tool(tmp_path, capsys):

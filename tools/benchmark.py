@@ -1,6 +1,6 @@
 """Benchmark inference and training: latency, Mpixel/s, load time, peak memory per model and backend.
 
-    python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends dygraph inference onnx int8 bf16 \
+    python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends inference openvino onednn onnx int8 bf16 \
         --size 256 256 --repeat 5 --threads 2 --json output/benchmark.json --markdown output/benchmark.md
     python tools/benchmark.py --tiled-memory --backends inference   # 4000 x 3000 image, tiles 512 / overlap 32
     python tools/benchmark.py --models MIRNet_v2 --backends train   # first progressive stage on the lite data
@@ -31,6 +31,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--peak-gflops", type=float, help="fp32 peak of the threads used (default: cores x clock x FMA)")
     p.add_argument("--tile", type=int, default=0, help="tile size (0 = whole image)")
     p.add_argument("--tile-overlap", type=int, default=32)
     p.add_argument("--tiled-memory", action="store_true", help="4000 x 3000 image, tile 512, overlap 32, 1 run")
@@ -58,7 +59,7 @@ def main(argv=None):
                 "warmup": args.warmup, "tile": args.tile, "tile_overlap": args.tile_overlap,
                 "train_batch": args.train_batch, "num_workers": args.num_workers, "train_data": args.train_data}
         records = bm.run_all(models, args.backends, base, model_overrides(args.override, models), args.timeout,
-                             echo=lambda line: print(line, flush=True))
+                             echo=lambda line: print(line, flush=True), peak=args.peak_gflops)
         print(f"machine: {bm.describe_machine(records[0]['machine'])}" if records else "no records")
     print(bm.table(records))
     if args.json:
