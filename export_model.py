@@ -11,29 +11,29 @@ program instead.
 import argparse
 import sys
 
-from utils.cli import run_main
+from utils.cli import ArgumentParser, folder, non_negative_int, positive_int, run_main
 
 
 def main(argv=None):
     from utils.checkpoint import build_from_weights, resolve_weights
     from utils.deploy.export import FORMATS, export_model
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("-c", "--config", help="training config whose 'network' section built the weights")
     p.add_argument("--weights", "--model-path", "--model_path", "--pretrained", dest="weights",
                    help="weights file (.pdparams) or a training output folder")
     p.add_argument("--model-dir", "--model_dir", dest="old_weights", help=argparse.SUPPRESS)  # earlier spelling
-    p.add_argument("--save-inference-dir", "--save_inference_dir", default="output/inference",
+    p.add_argument("--save-inference-dir", "--save_inference_dir", type=folder, default="output/inference",
                    help="output folder (default: %(default)s)")
     p.add_argument("--format", choices=FORMATS, default="pdmodel",
                    help="pdmodel: legacy program, fastest on CPU (default); json: PIR program")
     p.add_argument("--onnx", action="store_true", help="also write inference.onnx (paddle2onnx, checked against "
                                                        "the network)")
-    p.add_argument("--opset", type=int, default=13, help="ONNX opset (default: %(default)s)")
-    p.add_argument("--tile", type=int, default=512, help="tile size infer.py uses for large images (default: "
-                                                         "%(default)s)")
-    p.add_argument("--tile-overlap", "--tile_overlap", type=int, default=32, help="tile overlap (default: "
-                                                                                  "%(default)s)")
+    p.add_argument("--opset", type=positive_int, default=13, help="ONNX opset (default: %(default)s)")
+    p.add_argument("--tile", type=non_negative_int, default=512,
+                   help="tile size infer.py uses for large images (default: %(default)s)")
+    p.add_argument("--tile-overlap", "--tile_overlap", type=non_negative_int, default=32,
+                   help="tile overlap (default: %(default)s)")
     args = p.parse_args(argv)
     if args.old_weights:
         print("note: --model-dir names exported models elsewhere; pass the weights with --weights", file=sys.stderr)
@@ -42,7 +42,7 @@ def main(argv=None):
     weights = resolve_weights(args.weights or args.old_weights)
     net, cfg = build_from_weights(weights, args.config)
     meta = export_model(net, cfg, args.save_inference_dir, args.format, args.onnx, args.opset, args.tile,
-                        args.tile_overlap)
+                        args.tile_overlap, inputs=[weights, args.config])
     files = [meta["program"], meta["params"]] + ([meta["onnx"]] if meta["onnx"] else [])
     print(f"exported {meta['model_name']} ({args.format}) from {weights} to {args.save_inference_dir}: "
           f"{', '.join(files)}, inference.yml")

@@ -8,24 +8,23 @@ Validation needs no preparation: point a config at the folder holding Validation
 ValidationGtBlocksSrgb.mat (dataset type SIDDValidationBlocks).  Re-running with the same settings rewrites
 the same files; unreadable or mismatched pairs are reported and skipped.
 """
-import argparse
-
-from utils.cli import run_main
+from utils.cli import ArgumentParser, folder, non_negative_int, positive_int, run_main
 
 
 def main(argv=None):
     from utils.device import available_cores
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--src", default="data/SIDD_Medium_Srgb", help="SIDD-Medium sRGB folder (holding Data/ or the "
                    "scene folders) (default: %(default)s)")
-    p.add_argument("--dst", default="data/SIDD_patches/train", help="output folder (default: %(default)s)")
+    p.add_argument("--dst", type=folder, default="data/SIDD_patches/train", help="output folder (default: %(default)s)")
     p.add_argument("--mode", choices=("random", "grid"), default="random",
                    help="random crops per pair, or the official overlapping grid (default: %(default)s)")
-    p.add_argument("--ps", type=int, default=None, help="patch size (default: 256 random, 512 grid)")
-    p.add_argument("--num_patches", type=int, default=300, help="random crops per pair (default: %(default)s)")
-    p.add_argument("--overlap", type=int, default=128, help="grid overlap in pixels (default: %(default)s)")
-    p.add_argument("--num_cores", type=int, default=min(10, available_cores()),
+    p.add_argument("--ps", type=positive_int, default=None, help="patch size (default: 256 random, 512 grid)")
+    p.add_argument("--num_patches", type=positive_int, default=300, help="random crops per pair (default: %(default)s)")
+    p.add_argument("--overlap", type=non_negative_int, default=128,
+                   help="grid overlap in pixels (default: %(default)s)")
+    p.add_argument("--num_cores", type=positive_int, default=min(10, available_cores()),
                    help="worker processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random crops (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace patches made earlier with other settings")

@@ -9,16 +9,14 @@ training and evaluation scripts read, without moving or changing the downloaded 
 Every file is written under a temporary name and renamed, and files already in place are skipped, so an
 interrupted run can simply be started again.
 """
-import argparse
-
-from utils.cli import run_main
+from utils.cli import ArgumentParser, folder, run_main
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--root_src", "--root-src", default="data/GOPRO_Large",
                    help="the unpacked GOPRO_Large folder (default: %(default)s)")
-    p.add_argument("--root_dst", "--root-dst", default="data/GOPRO",
+    p.add_argument("--root_dst", "--root-dst", type=folder, default="data/GOPRO",
                    help="output folder, outside the source (default: %(default)s)")
     p.add_argument("--blur-gamma", action="store_true",
                    help="take the blurred frames from blur_gamma/ (averaged through a gamma 2.2 camera response) "

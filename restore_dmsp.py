@@ -8,17 +8,16 @@ Values are on the 0-255 scale.  --synthesize degrades sharp images as the offici
 Gaussian noise of std --noise, then the SR / Bayer sampling) and reports PSNR with the official border crop.
 The Ascend TF port's flags (--data_url --num_iter --denoiser --sigma_dae --batch_size) are accepted too.
 """
-import argparse
 import os
 import sys
 
-from utils.cli import add_device_argument, run_main
+from utils.cli import ArgumentParser, add_device_argument, folder, positive_int, run_main
 
 
 def parse_args(argv=None):
     from utils.dmsp.restore import add_solver_arguments, add_synthesis_arguments
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--input", "--data_url", dest="input", required=True, help="image file, folder or glob")
     p.add_argument("--task", default="deblur", choices=["deblur", "sr", "demosaic"])
     add_solver_arguments(p, "blur kernel: .mat (e.g. kernels.mat), .npy or image; required for deblurring, "
@@ -26,10 +25,10 @@ def parse_args(argv=None):
     p.add_argument("--weights", "--denoiser", dest="weights", default="pretrained_models/DAE_sigma11.pdparams",
                    help="DAE weights: converted .pdparams, a trained DAE_BN checkpoint or the official "
                         "DAE_sigma11.mat (default: %(default)s)")
-    p.add_argument("--output", default="results/dmsp", help="output folder (default: %(default)s)")
+    p.add_argument("--output", type=folder, default="results/dmsp", help="output folder (default: %(default)s)")
     p.add_argument("--synthesize", action="store_true", help="degrade sharp inputs first, then report PSNR")
     add_synthesis_arguments(p)
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=1,
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=1,
                    help="images of equal size restored together (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic and the prior's noise")
     p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "inference"],
@@ -41,12 +40,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     from utils.device import set_device
-    from utils.dmsp.restore import Settings, restore_files
+    from utils.dmsp.restore import Settings, output_stems, restore_files
+    from utils.fileio import output_dir
+    from utils.image_io import list_images
 
     args = parse_args(argv)
     settings = Settings.from_args(args)
     set_device(args.device)
-    os.makedirs(args.output, exist_ok=True)
+    output_stems(list_images(args.input), args.output)  # refused before anything is written, the log too
+    output_dir(args.output, "--output")
     with open(os.path.join(args.output, "restore_dmsp.log"), "a", encoding="utf-8") as log_file:
         def log(line):
             print(line, flush=True)

@@ -14,7 +14,7 @@ from utils.cli import run_main
 def main(argv=None):
     from utils.engine import train_main
 
-    return train_main(argv, description=__doc__)
+    return train_main(argv, description=__doc__, script=__file__)
 
 
 if __name__ == "__main__":

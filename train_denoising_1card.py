@@ -16,7 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main(argv=None):
     from utils.engine import train_main
 
-    return train_main(argv, default_config=os.path.join(HERE, "training_1card.yml"), description=__doc__)
+    return train_main(argv, default_config=os.path.join(HERE, "training_1card.yml"), description=__doc__,
+                      script=__file__)
 
 
 if __name__ == "__main__":

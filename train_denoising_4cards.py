@@ -21,7 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main(argv=None):
     from utils.engine import train_main
 
-    return train_main(argv, default_config=os.path.join(HERE, "training_4cards.yml"), description=__doc__)
+    return train_main(argv, default_config=os.path.join(HERE, "training_4cards.yml"), description=__doc__,
+                      script=__file__)
 
 
 if __name__ == "__main__":

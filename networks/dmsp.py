@@ -25,6 +25,7 @@ class _DAEBase(nn.Layer):
     size_multiple = 1
     input_range = (0.0, 255.0)
     channel_order = "BGR"
+    restoration_task = "dmsp_prior"  # a denoiser of Gaussian noise, the prior of the DMSP solver
 
     def _check(self, in_channels, features, depth):
         if depth < 2:

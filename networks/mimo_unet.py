@@ -120,6 +120,7 @@ class MIMOUNet(nn.Layer):
     size_multiple = 4  # the network itself needs H, W divisible by 4; forward() pads for you
     input_range = (0.0, 1.0)
     channel_order = "RGB"
+    restoration_task = "deblurring"
 
     def __init__(self, num_res=8):
         super().__init__()

@@ -173,6 +173,7 @@ class MIRNet_v2(nn.Layer):
     size_multiple = 4  # the network itself needs H, W divisible by 4; forward() pads for you
     input_range = (0.0, 1.0)
     channel_order = "RGB"
+    restoration_task = "denoising"  # "deblurring" with task='defocus_deblurring'
 
     def __init__(self, inp_channels=3, out_channels=3, n_feat=80, chan_factor=1.5, n_RRG=4, n_MRB=2,
                  height=3, width=2, scale=1, bias=False, task=None):
@@ -183,6 +184,8 @@ class MIRNet_v2(nn.Layer):
         if task not in (None, "defocus_deblurring"):
             raise ValueError(f"MIRNet_v2 task must be None or 'defocus_deblurring', got {task!r}")
         self.task = task
+        if task == "defocus_deblurring":
+            self.restoration_task = "deblurring"
         self.conv_in = _conv(inp_channels, n_feat, 3, bias)
         self.body = nn.Sequential(*[RRG(n_feat, n_MRB, chan_factor, bias, groups=min(2 ** i, 4))
                                     for i in range(n_RRG)])

@@ -1,6 +1,7 @@
 """The training engine: config checks, stages, resume, checkpoints, VisualDL, CLI, two-process launch."""
 import copy
 import os
+import re
 import subprocess
 import sys
 
@@ -243,8 +244,46 @@ def test_kill_during_checkpoint_write_keeps_previous_one(sidd_lite, tmp_path):
     load_weights(build_network(TINY_NET), str(model_dir / "model_latest.pdparams"))
     t = Trainer(cfg, device="cpu", resume="auto")
     assert t.iter == 3
+    assert not [f for f in os.listdir(model_dir) if f.startswith(".")]  # the killed process's temporary is gone
     t.fit()
     assert "state_iter00000006.pdstates" in os.listdir(model_dir)
+
+
+def test_ctrl_c_says_where_to_resume_and_the_command_resumes(sidd_lite, tmp_path):
+    """SIGINT to the whole process group, as Ctrl-C in a terminal (data-loader workers included): exit status 130,
+    the state to resume from and the command on stderr and in train.log; that command continues the run."""
+    import shlex
+    import signal
+    import time
+
+    import yaml
+
+    cfg = tiny_cfg(sidd_lite, tmp_path, stages=[{"iters": 2000, "batch_size": 1, "patch_size": 16}])
+    cfg["data"].update(val=None, num_workers=2)
+    cfg["output"]["checkpoint_freq"] = 2
+    cfg_path = tmp_path / "cfg.yml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    model_dir = tmp_path / "model"
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "-c", str(cfg_path), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while not (model_dir / "state_iter00000004.pdstates").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert lines[-1].startswith("interrupted: at iteration ") and " with: python train.py " in lines[-1], lines
+    state = re.search(r"resume from (state_iter(\d+)\.pdstates)", lines[-1])
+    assert state and (model_dir / state.group(1)).is_file()
+    assert lines[-1].split(": ", 1)[1] in (model_dir / "train.log").read_text()
+    command = shlex.split(lines[-1].split(" with: ", 1)[1])
+    assert command[0] == "python" and command[-1] == "--resume"
+    resumed = subprocess.run([sys.executable] + command[1:] + ["-o", f"+train.max_iters={int(state.group(2)) + 2}"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming at iteration {int(state.group(2))}" in resumed.stdout
 
 
 def _train_cli(args, capsys):
@@ -303,3 +342,38 @@ def test_two_process_launch_on_cpu(sidd_lite, tmp_path):
     assert sorted(os.listdir(out / "model")) == ["config.yml", "curves.png", "model_best.pdparams",
                                                  "model_latest.pdparams", "state_iter00000002.pdstates",
                                                  "state_iter00000003.pdstates", "train.log", "val_images"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the CPU launch test uses gloo on Linux")
+@pytest.mark.parametrize("card", [1, 0])
+def test_two_process_launch_shows_the_failing_cards_own_error(sidd_lite, tmp_path, card):
+    """One card finds an unreadable validation image (its share of the set) while the other goes on and waits for
+    it in a collective: the user sees the failing card's own error line, no traceback, and every card exits
+    non-zero with an error line."""
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(sidd_lite / "SIDD_patches" / "val_mini", val)
+    broken = sorted(os.listdir(val / "input"))[card]  # image i is read by card i % 2
+    (val / "input" / broken).write_bytes(b"not an image")
+    out = tmp_path / "run"
+    overrides = ["network.n_feat=8", "network.n_RRG=1", "network.n_MRB=1", "data.num_workers=0",
+                 f"data.train.root={sidd_lite}/SIDD_patches/train_mini",
+                 f"data.val={{type: PairedImageDataset, root: {val}}}",
+                 "train.stages=[{iters: 4, batch_size: 4, patch_size: 16}]", f"output.model_dir={out}/model",
+                 f"output.log_dir={out}/logs", "log.progress_bar=false", "log.visualdl=false"]
+    run = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                          "--log_dir", str(tmp_path / "launch"), os.path.join(ROOT, "train_denoising_4cards.py"),
+                          "--device", "cpu", "-o", *overrides], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300)
+    console = run.stdout + run.stderr
+    logs = {f: (tmp_path / "launch" / f).read_text() for f in ("workerlog.0", "workerlog.1")}
+    assert run.returncode != 0, console[-3000:]
+    assert "Traceback" not in console and "TIMEOUT" not in console, console[-3000:]
+    own = [ln for ln in logs[f"workerlog.{card}"].splitlines() if ln.startswith("error: ")]
+    assert len(own) == 1 and own[0].startswith("error: data.val: cannot read image") and broken in own[0], logs
+    relayed = own[0].replace("error: ", f"error: card {card} of 2 stopped: ")
+    assert own[0] in console or relayed in console, console[-3000:]
+    assert logs[f"workerlog.{1 - card}"].strip().splitlines()[-1] == relayed
+    for name, text in logs.items():  # every card ends on an error line of its own, without a traceback
+        assert "Traceback" not in text and text.strip().splitlines()[-1].startswith("error: "), (name, text[-2000:])

@@ -226,3 +226,29 @@ def test_prepare_whole_infer_says_how_to_convert_missing_weights(tmp_path):
 def test_scripts_parse():
     for script in glob.glob(os.path.join(TIPC, "*.sh")):
         assert bash(f"bash -n {script}").returncode == 0, script
+
+
+# output flag of each script the chains run, for the scripts that write by default
+OUTPUT_FLAGS = {"test_denoising_sidd.py": "--result-dir", "restore_dmsp.py": "--output", "infer.py": "--save-dir",
+                "test_deblurring_gopro.py": "--save-dir"}
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=_rel)
+def test_train_config_runs_under_the_standard_harness(path):
+    """The standard harness of Paddle's paper-reproduction template defines no ${TIPC_RUN_DIR} and splits lines
+    at every colon: the commands use no variable and no colon, training writes only into the run folder the
+    harness passes (VisualDL beside the weights, a re-run replaces the folder's earlier run), and every other
+    output lies under ./test_tipc/output/<model>/."""
+    lines = read_lines(path)
+    model = key_value(lines[1])[1]
+    for number in (14, 17, 27):
+        value = lines[number - 1].split(":", 1)[1]
+        assert "$" not in value and ":" not in value, f"line {number}: {value}"
+    train = key_value(lines[13])[1].split()
+    assert "output.log_dir=null" in train and "output.overwrite=true" in train
+    for number in (17, 27):
+        tokens = key_value(lines[number - 1])[1].split()
+        flag = OUTPUT_FLAGS.get(os.path.basename(tokens[0]))
+        if flag and (flag in tokens or tokens[0] != "test_deblurring_gopro.py"):
+            assert flag in tokens, f"line {number}: {tokens[0]} writes to its default folder; give {flag}"
+            assert tokens[tokens.index(flag) + 1].startswith(f"./test_tipc/output/{model}/"), tokens

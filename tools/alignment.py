@@ -9,7 +9,6 @@
 
 compare exits with status 1 when a difference is above the threshold.
 """
-import argparse
 import os
 import sys
 
@@ -18,12 +17,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main(argv=None):
     from utils.checkpoint import build_from_weights
-    from utils.cli import add_device_argument
+    from utils.cli import ArgumentParser, add_device_argument, positive_int
     from utils.deploy import alignment
     from utils.deploy.runners import BACKENDS, DygraphRunner, infer_device, make_runner
     from utils.device import set_device
+    from utils.fileio import check_not_inputs, output_file
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("record", help="record outputs on the fixed inputs")
     r.add_argument("--backend", choices=("dygraph",) + BACKENDS, default="dygraph")
@@ -31,7 +31,7 @@ def main(argv=None):
     r.add_argument("-c", "--config", help="training config (dygraph, when no config.yml is beside the weights)")
     r.add_argument("--model-dir", help="exported model folder (every backend but dygraph)")
     r.add_argument("--sizes", default="64x64,61x97,33x31", help="HxW list (default: %(default)s)")
-    r.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    r.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all)")
     add_device_argument(r, default="cpu")
     r.add_argument("--out", required=True, help="record file (.npy)")
     c = sub.add_parser("compare", help="compare two records")
@@ -51,6 +51,11 @@ def main(argv=None):
             raise SystemExit(1)
         return diffs
     sizes = alignment.parse_sizes(args.sizes)
+    inputs = [args.weights, args.config] + ([os.path.join(args.model_dir, f) for f in os.listdir(args.model_dir)]
+                                            if args.model_dir and os.path.isdir(args.model_dir) else [])
+    out = args.out if args.out.endswith(".npy") else f"{args.out}.npy"
+    check_not_inputs([out], inputs, "give --out another name")
+    output_file(out, "--out")
     if args.backend == "dygraph":
         if not args.weights:
             p.error("record --backend dygraph needs --weights")

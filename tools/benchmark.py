@@ -10,7 +10,6 @@ Random weights; each measurement runs in its own process (peak_rss_mb is that pr
 memory).  Backends that cannot run here (e.g. bf16 without AMX / AVX512-BF16) give a record with an error.
 Network arguments: -o MODEL.key=value (e.g. -o MIRNet_v2.n_feat=16 for a quick run).
 """
-import argparse
 import json
 import os
 import sys
@@ -19,31 +18,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
+    from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int
     from utils.config import model_overrides
     from utils.deploy import benchmark as bm
     from utils.errors import UserError
-    from utils.fileio import atomic_write_text
+    from utils.fileio import atomic_write_text, check_not_inputs, output_file
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
     p.add_argument("--backends", nargs="+", default=["dygraph", "inference", "onnx"], help=" ".join(bm.BACKENDS))
-    p.add_argument("--size", nargs=2, type=int, default=[256, 256], metavar=("H", "W"))
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--peak-gflops", type=float, help="fp32 peak of the threads used (default: cores x clock x FMA)")
-    p.add_argument("--tile", type=int, default=0, help="tile size (0 = whole image)")
-    p.add_argument("--tile-overlap", type=int, default=32)
+    p.add_argument("--size", nargs=2, type=positive_int, default=[256, 256], metavar=("H", "W"))
+    p.add_argument("--repeat", type=positive_int, default=5)
+    p.add_argument("--warmup", type=non_negative_int, default=1)
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--peak-gflops", type=positive_float,
+                   help="fp32 peak of the threads used (default: cores x clock x FMA)")
+    p.add_argument("--tile", type=non_negative_int, default=0, help="tile size (0 = whole image)")
+    p.add_argument("--tile-overlap", type=non_negative_int, default=32)
     p.add_argument("--tiled-memory", action="store_true", help="4000 x 3000 image, tile 512, overlap 32, 1 run")
-    p.add_argument("--train-batch", type=int, help="train backend: batch (default: the stage's per-card batch)")
-    p.add_argument("--num-workers", type=int, help="train backend: data workers (default: the recipe's)")
+    p.add_argument("--train-batch", type=positive_int, help="train backend: batch (default: the stage's per card)")
+    p.add_argument("--num-workers", type=non_negative_int, help="train backend: data workers (default: the recipe's)")
     p.add_argument("--train-data", help=f"train backend: paired folder (default: {bm.LITE_TRAIN_DATA})")
     p.add_argument("-o", "--override", action="append", default=[], help="MODEL.key=value network argument")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per measurement")
+    p.add_argument("--timeout", type=positive_float, default=None, help="seconds per measurement")
     p.add_argument("--json", help="write the records to this file")
     p.add_argument("--markdown", help="write a Markdown table of the records to this file (- = print)")
     p.add_argument("--from-json", nargs="+", help="read records from these files instead of measuring")
     args = p.parse_args(argv)
+    outputs = [output_file(f, "--json / --markdown") for f in (args.json, args.markdown) if f and f != "-"]
+    check_not_inputs(outputs, args.from_json or [], "write the records to another file")
     if args.from_json:
         records = bm.read_records(args.from_json)
     else:

@@ -6,7 +6,6 @@
 The file is checked against the network: a checkpoint of another architecture or configuration is refused
 with the first mismatching keys.  ``-o key=value`` sets network arguments for non-default configurations.
 """
-import argparse
 import os
 import sys
 
@@ -14,9 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
+    from utils.cli import ArgumentParser
     from utils.weights import READERS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--arch", required=True, choices=sorted(READERS), help="architecture of the checkpoint")
     p.add_argument("--src", required=True, help="official checkpoint (.pth / .pkl / .mat)")
     p.add_argument("--dst", required=True, help="output .pdparams")
@@ -27,9 +27,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    import yaml
-
-    from utils.checkpoint import WeightsError, save_weights
+    from utils.checkpoint import save_weights
+    from utils.config import parse_value
+    from utils.errors import ConfigError, WeightsError
+    from utils.fileio import check_not_inputs, output_file
     from utils.weights import convert_official
 
     args = parse_args(argv)
@@ -37,14 +38,13 @@ def main(argv=None):
     for item in args.network_opt:
         k, sep, v = item.partition("=")
         if not sep:
-            sys.exit(f"error: -o expects KEY=VALUE, got {item!r}")
-        cfg[k.strip()] = yaml.safe_load(v)
+            raise ConfigError(f"-o expects KEY=VALUE, got {item!r}")
+        cfg[k.strip()] = parse_value(v)
     if not os.path.isfile(args.src):
-        sys.exit(f"error: source checkpoint not found: {args.src}")
-    try:
-        state = convert_official(args.arch, args.src, cfg, key=args.key)
-    except (WeightsError, TypeError, ValueError) as exc:
-        sys.exit(f"error: {exc}")
+        raise WeightsError(f"source checkpoint not found: {args.src}")
+    check_not_inputs([args.dst], [args.src], "give --dst another name (the official file stays as it is)")
+    output_file(args.dst, "--dst")
+    state = convert_official(args.arch, args.src, cfg, key=args.key)
     import paddle
 
     save_weights({k: paddle.to_tensor(v) for k, v in state.items()}, args.dst)

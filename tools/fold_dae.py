@@ -5,7 +5,6 @@
 The network configuration comes from -c CONFIG, else the config.yml saved beside the checkpoint, else the
 defaults (``-o features=32`` etc. override).  The folded network computes what DAE_BN computes in eval mode.
 """
-import argparse
 import os
 import sys
 
@@ -13,11 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
-    import yaml
-
+    from utils.cli import ArgumentParser
+    from utils.config import parse_value
     from utils.errors import UserError
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--src", required=True, help="trained DAE_BN weights or checkpoint (.pdparams)")
     p.add_argument("--dst", required=True, help="output .pdparams of the folded DAE")
     p.add_argument("-c", "--config", default=None, help="training config (its 'network' section)")
@@ -28,8 +27,10 @@ def main(argv=None):
 
     from networks import DAE_BN, build_network
     from utils.checkpoint import WeightsError, check_state_dict, read_state_dict, save_weights
+    from utils.fileio import check_not_inputs, output_file
 
     state = read_state_dict(args.src, args.key)
+    check_not_inputs([args.dst], [args.src, args.config], "give --dst another name")
     cfg = {"name": "DAE_BN"}
     if args.config or os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(args.src)), "config.yml")):
         from utils.checkpoint import network_config_for
@@ -39,7 +40,7 @@ def main(argv=None):
         key, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"-o expects KEY=VALUE, got {item!r}")
-        cfg[key.strip()] = yaml.safe_load(value)
+        cfg[key.strip()] = parse_value(value)
     if cfg.get("name") != "DAE_BN":
         raise WeightsError(f"{args.src}: the network is {cfg.get('name')!r}; only DAE_BN checkpoints fold")
     net = build_network(cfg)
@@ -47,7 +48,7 @@ def main(argv=None):
     net.set_state_dict(state)
     assert isinstance(net, DAE_BN)
     folded = net.fold()
-    save_weights(folded, args.dst)
+    save_weights(folded, output_file(args.dst, "--dst"))
     print(f"wrote {args.dst}: DAE with {len(folded.state_dict())} tensors (features={net.features}, "
           f"depth={net.depth})")
 

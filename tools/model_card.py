@@ -22,17 +22,20 @@ def size_arg(text):
 
 def main(argv=None):
     from networks import NETWORKS
+    from utils.cli import ArgumentParser
     from utils.config import model_overrides
     from utils.deploy.model_card import card_table, model_card
     from utils.errors import UserError
-    from utils.fileio import atomic_write_text
+    from utils.fileio import atomic_write_text, output_file
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--models", nargs="+", help="registered network names (default: all)")
     p.add_argument("--sizes", nargs="+", type=size_arg, default=[(256, 256), (720, 1280)], help="HxW sizes")
     p.add_argument("-o", "--override", action="append", default=[], help="MODEL.key=value network argument")
     p.add_argument("--json", help="also write the cards to this JSON file")
     args = p.parse_args(argv)
+    if args.json:
+        output_file(args.json, "--json")
     models = args.models or sorted(NETWORKS)
     unknown = [m for m in models if m not in NETWORKS]
     if unknown:

@@ -9,7 +9,6 @@ Calibration runs Paddle's PostTrainingQuantization (abs_max activations, per-cha
 --calib-num images; a few images like the deployment data are enough.  The INT8 model runs under oneDNN
 (fastest on CPUs with AVX512-VNNI or AMX; measure on yours with tools/benchmark.py --backends inference int8).
 """
-import argparse
 import os
 import sys
 
@@ -17,20 +16,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
+    from utils.cli import ArgumentParser, folder, non_negative_int, positive_int
     from utils.deploy.quantize import ALGOS, calibration_batches, check_quantizable, quantize_int8
     from utils.image_io import list_images
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--model-dir", "--model_dir", default="output/inference", help="fp32 export (legacy program)")
     p.add_argument("--calib-dir", "--calib_dir", required=True, help="calibration images: file, folder or glob")
-    p.add_argument("--save-dir", "--save_dir", default="output/inference_int8", help="output folder")
-    p.add_argument("--calib-num", "--calib_num", type=int, default=8, help="images used (default: %(default)s)")
-    p.add_argument("--crop", type=int, default=256, help="centre crop of each image, 0 = whole (default: %(default)s)")
+    p.add_argument("--save-dir", "--save_dir", type=folder, default="output/inference_int8", help="output folder")
+    p.add_argument("--calib-num", "--calib_num", type=positive_int, default=8,
+                   help="images used (default: %(default)s)")
+    p.add_argument("--crop", type=non_negative_int, default=256,
+                   help="centre crop of each image, 0 = whole (default: %(default)s)")
     p.add_argument("--algo", choices=ALGOS, default="abs_max", help="activation calibration (default: %(default)s)")
     args = p.parse_args(argv)
     check_quantizable(args.model_dir)  # bad input ends here, in this process, with one line
-    batches = calibration_batches(list_images(args.calib_dir), args.crop or None, args.calib_num)
-    meta = quantize_int8(args.model_dir, batches, args.save_dir, args.algo)
+    calibration = list_images(args.calib_dir)
+    batches = calibration_batches(calibration, args.crop or None, args.calib_num)
+    meta = quantize_int8(args.model_dir, batches, args.save_dir, args.algo, inputs=calibration)
     print(f"quantised {meta.get('model_name', 'model')} to INT8 with {len(batches)} calibration image(s) "
           f"({args.algo}): {args.save_dir}; run it with infer.py --model-dir {args.save_dir} --precision int8")
     return meta

@@ -57,18 +57,58 @@ def check_state_dict(expected, given, source="weights"):
     raise WeightsError(f"{source} does not fit the network: " + "; ".join(parts))
 
 
+OFFICIAL_HEADS = (b"PK\x03\x04",  # torch.save's zip format
+                  b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8",  # torch.save's legacy format (its pickled magic number)
+                  b"MATLAB")  # MatConvNet .mat
+
+
+def _starts_with(head, magic):
+    """Whether ``head`` begins with ``magic`` (or is a beginning of it: a file cut shorter than the magic)."""
+    return head.startswith(magic) or (0 < len(head) < len(magic) and magic.startswith(head))
+
+
+def file_kind(path):
+    """'empty', 'official' (a PyTorch or MATLAB checkpoint), 'pickle' (as paddle.save writes) or 'other'."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "empty"
+    if any(_starts_with(head, magic) for magic in OFFICIAL_HEADS):
+        return "official"
+    return "pickle" if head.startswith(b"\x80") else "other"
+
+
+def why_unreadable(path, exc=None, what="weights"):
+    """One line on why ``paddle.load`` cannot read ``path``: empty, truncated or damaged, an official (PyTorch /
+    MATLAB) checkpoint that needs converting, or not a Paddle file at all."""
+    kind, size = file_kind(path), os.path.getsize(path)
+    if kind == "empty":
+        return f"{what} file {path} is empty (0 bytes): it was not written completely; write or copy it again"
+    if kind == "official":
+        return (f"{path} is an official PyTorch / MATLAB checkpoint, not Paddle {what}: convert it first with "
+                "tools/convert_weights.py")
+    detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}" if exc is not None else "unreadable"
+    if kind == "pickle":  # complete pickles end with the STOP opcode
+        with open(path, "rb") as f:
+            f.seek(size - 1)
+            state = "truncated" if f.read(1) != b"." else "corrupt"
+        return (f"{what} file {path} is {state} ({size:,} bytes; {detail}): it was not written completely or was "
+                "damaged; write or copy it again")
+    return f"{path} is not a Paddle {what} file ({detail})"
+
+
 def read_state_dict(path, key=None):
     """Read a ``.pdparams`` (or nested Paddle checkpoint) into a flat state dict."""
     import paddle
 
     if not os.path.isfile(path):
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsError(f"weights file not found: {path}" + (" (it is a folder)" if os.path.isdir(path) else ""))
+    if file_kind(path) in ("empty", "official"):
+        raise WeightsError(why_unreadable(path))
     try:
         obj = paddle.load(path)
     except Exception as exc:  # paddle raises many types for foreign or corrupt files
-        raise WeightsError(f"cannot read weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                           " (official .pth/.pkl/.mat files must be converted first: tools/convert_weights.py)"
-                           ) from None
+        raise WeightsError(why_unreadable(path, exc)) from None
     return unwrap_state_dict(obj, key)
 
 

@@ -39,18 +39,41 @@ def parse_value(text):
         return text
 
 
+def yaml_error(path, exc):
+    """One line for a YAML syntax error: the file, the line and column, and what is wrong there."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+    what = (f"{problem} ({context})" if context else problem) if problem else str(exc).splitlines()[0]
+    return ConfigError(f"{path}: invalid YAML{where}: {what}")
+
+
+def read_yaml(path, what="config file"):
+    """The mapping a YAML file holds; ConfigError (one line) for a missing, binary, malformed or non-mapping file.
+    An empty file is an empty mapping."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{what} not found: {path}" + (" (it is a folder)" if os.path.isdir(path) else ""))
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text (YAML) file") from None
+    if "\0" in text:
+        raise ConfigError(f"{path} is not a text (YAML) file")
+    try:
+        data = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (key: value lines), got a {type(data).__name__}")
+    return data
+
+
 def load_config(path, overrides=()):
     """Load a YAML file into a dict and apply ``overrides`` (a list of ``key.sub=value`` strings)."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            cfg = yaml.load(f, Loader=_LOADER) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(cfg).__name__}")
-    return apply_overrides(cfg, overrides)
+    return apply_overrides(read_yaml(path), overrides)
 
 
 def _all_keys(node, prefix=""):

@@ -46,3 +46,8 @@ class ImageError(UserError, ValueError):
 
 class DatasetError(UserError, ValueError):
     """A data set that is missing, empty, unmatched or unreadable; the message names the place."""
+
+
+class PathError(UserError, OSError):
+    """An output path that cannot be used: it would replace an input, it is a file where a folder is expected
+    (or the reverse), or it cannot be written (read-only, no permission, no space)."""

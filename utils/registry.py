@@ -12,7 +12,7 @@ import difflib
 import inspect
 import sys
 
-from .errors import ConfigError, UnknownArgumentError, UnknownNameError
+from .errors import ConfigError, UnknownArgumentError, UnknownNameError, UserError
 
 KEY = "name"
 LEGACY_KEY = "type"
@@ -29,6 +29,25 @@ def constructor_args(cls):
     """Names and defaults of a class's constructor arguments (``self`` left out)."""
     params = inspect.signature(cls.__init__).parameters
     return {k: p.default for k, p in params.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def expected_type(default, value):
+    """What ``value`` should be, judged by the constructor's ``default`` (None when it fits or cannot be judged):
+    an integer for an integer default, a number for a float one, true/false for a boolean, text for text, a
+    list for a list or tuple.  Defaults of None or of other types accept anything."""
+    if value is None or default is None or default is inspect.Parameter.empty:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "text"
+    if isinstance(default, (list, tuple)):
+        return None if isinstance(value, (list, tuple)) else "a list"
+    return None
 
 
 def normalise(cfg, where):
@@ -77,4 +96,24 @@ class Registry(dict):
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in kwargs and k not in extra]
         if missing:
             raise UnknownArgumentError(f"{where or self.where} ({cls.__name__}) needs the key(s) {', '.join(missing)}")
-        return cls(**kwargs, **extra)
+        wrong = [(k, expected_type(allowed[k], v)) for k, v in kwargs.items() if expected_type(allowed[k], v)]
+
+        def wrong_type():
+            k, expected = wrong[0]
+            return ConfigError(f"{where or self.where}.{k} must be {expected} (the default of {cls.__name__} is "
+                               f"{allowed[k]!r}), got {kwargs[k]!r}")
+
+        try:  # the class's own checks speak first; a value of the wrong type is refused even if it builds
+            obj = cls(**kwargs, **extra)
+        except UserError:
+            raise
+        except Exception as exc:
+            if wrong:
+                raise wrong_type() from None
+            if not isinstance(exc, (TypeError, ValueError, AssertionError, ZeroDivisionError)):
+                raise
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__  # values the class cannot use
+            raise ConfigError(f"cannot build {cls.__name__} from {where or self.where} {kwargs}: {detail}") from None
+        if wrong:
+            raise wrong_type()
+        return obj

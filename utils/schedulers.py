@@ -125,7 +125,7 @@ class Adam:
     """Adam (``weight_decay`` added to the gradient, as torch.optim.Adam)."""
     paddle_class = "Adam"
 
-    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.lr, (self.beta1, self.beta2) = _positive_lr(lr), (float(b) for b in betas)
         self.eps, self.weight_decay = float(eps), weight_decay
 
@@ -153,7 +153,7 @@ class AdamW(Adam):
 class SGD:
     """SGD with (Nesterov) momentum."""
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0):
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
         self.lr, self.momentum, self.nesterov = _positive_lr(lr), float(momentum), bool(nesterov)
         self.weight_decay = weight_decay
 

@@ -12,6 +12,7 @@ import os
 import shutil
 
 from utils.errors import DatasetError, ImageError
+from utils.fileio import output_dir, temporary_name
 from utils.image_io import folder_pairs
 
 SPLITS = ("train", "test")
@@ -59,7 +60,7 @@ def _same_file(src, dst, link):
 
 def _place(src, dst, link):
     """Hard-link or copy ``src`` to ``dst`` through a temporary name, so ``dst`` is never half written."""
-    tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.tmp")
+    tmp = temporary_name(dst)
     try:
         if link:
             if os.path.lexists(tmp):
@@ -90,10 +91,11 @@ def flatten_gopro(root_src, root_dst, blur_dir="blur", link=False, splits=SPLITS
     if dst_real == src_real or dst_real.startswith(src_real + os.sep):
         raise DatasetError(f"the destination {root_dst} must lie outside the source tree {root_src}")
     plan = scan_gopro_large(root_src, blur_dir, splits)
+    output_dir(root_dst, "--root_dst")
     jobs = []
     for split, pairs in plan.items():
         for kind in ("blur", "sharp"):
-            os.makedirs(os.path.join(root_dst, split, kind), exist_ok=True)
+            output_dir(os.path.join(root_dst, split, kind))
         for b, s, name in pairs:
             jobs += [(b, os.path.join(root_dst, split, "blur", name)),
                      (s, os.path.join(root_dst, split, "sharp", name))]

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from utils.errors import DatasetError
-from utils.fileio import atomic_write_bytes, atomic_write_text
+from utils.fileio import atomic_write_bytes, atomic_write_text, check_separate_trees, output_dir
 
 _PAIR_FILE = re.compile(r"^(GT|NOISY)_SRGB_(\d+)\.png$", re.IGNORECASE)
 MANIFEST = "patches.json"
@@ -132,6 +132,9 @@ def generate_patches(src, dst, mode="random", ps=256, num_patches=300, overlap=1
     settings = {"mode": mode, "ps": int(ps), "seed": int(seed)}
     settings.update({"overlap": int(overlap)} if mode == "grid" else {"num_patches": int(num_patches)})
     pairs, problems = find_pairs(src)
+    check_separate_trees(src, dst, "--src", "--dst")
+    for folder in (dst, os.path.join(dst, "input"), os.path.join(dst, "groundtruth")):
+        output_dir(folder, "--dst")
     _check_destination(dst, settings, overwrite)
     jobs = [(name, noisy, gt, settings, dst) for name, noisy, gt in pairs]
     from tqdm import tqdm

@@ -40,6 +40,17 @@ def save_record(path, outputs):
     return save_reprod_log(path, outputs)
 
 
+def _load_record(helper, path):
+    try:
+        info = helper.load_info(path)
+    except Exception as exc:  # numpy and pickle raise many types for damaged or foreign files
+        raise UserError(f"{path} is not a readable reprod_log record ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{path} is not a reprod_log record (it holds a {type(info).__name__})")
+    return info
+
+
 def compare_files(path_a, path_b, threshold=1e-5, method="max", report=None):
     """Compare two records with ReprodDiffHelper; returns (passed, {key: max abs diff})."""
     import os
@@ -50,7 +61,11 @@ def compare_files(path_a, path_b, threshold=1e-5, method="max", report=None):
     for path in (path_a, path_b):
         if not os.path.isfile(path):
             raise UserError(f"record not found: {path}")
-    a, b = helper.load_info(path_a), helper.load_info(path_b)
+    if report:
+        from ..fileio import check_not_inputs
+
+        check_not_inputs([report], [path_a, path_b], "give --report another name")
+    a, b = _load_record(helper, path_a), _load_record(helper, path_b)
     if set(a) != set(b):
         raise UserError(f"records hold different keys: {sorted(set(a) ^ set(b))[:4]}")
     for k in a:

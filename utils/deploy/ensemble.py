@@ -66,6 +66,7 @@ class EnsembleRunner:
         self.run, self.mode = run, mode
         self.size_multiple = getattr(run, "size_multiple", 1)
         self.model_name, self.device = getattr(run, "model_name", "model"), getattr(run, "device", "cpu")
+        self.task = getattr(run, "task", None)
         self.description = getattr(run, "description", "runner") + (f", self-ensemble {mode}" if mode != "none"
                                                                      else "")
 

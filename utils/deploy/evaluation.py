@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_path, atomic_write_text
 from ..image_io import paired_folder
-from .restoration import dataset_items, mean_scores, restore_items
+from .restoration import dataset_items, mean_scores, restore_items, restored_records, unreadable
 from .tiling import TilePlan
 
 WHOLE = TilePlan(tile=0)  # the protocols restore whole images
@@ -72,10 +72,16 @@ def evaluate_sidd(run, dataset, batch_size=1, result_dir=None, save_mat=False, s
             gallery.add(rec["name"], inp, np.clip(out, 0.0, 1.0), gt, rec["psnr"])
 
     records = restore_items(run, items, os.path.join(result_dir, "png") if save_images else None, batch_size,
-                            WHOLE, progress=progress, metrics=SIDD_METRICS, on_result=keep, desc="SIDD")
-    means = mean_scores(records, SIDD_METRICS)
-    summary = {"blocks": len(records), "psnr": means["psnr"], "ssim_skimage": means["ssim"],
+                            WHOLE, progress=progress, metrics=SIDD_METRICS, on_result=keep, desc="SIDD",
+                            skip_unreadable=True)
+    done = restored_records(records)
+    if not done:
+        raise UserError(f"no block could be read: {unreadable(records)[0]}")
+    means = mean_scores(done, SIDD_METRICS)
+    summary = {"blocks": len(done), "psnr": means["psnr"], "ssim_skimage": means["ssim"],
                "ssim_matlab": means["ssim_matlab"]}
+    if len(done) < len(records):  # scored without them: said in metrics.json and by the script's exit status
+        summary.update(unreadable=unreadable(records), total=len(records))
     if result_dir:
         if restored is not None:
             from scipy import io as sio
@@ -105,17 +111,28 @@ def evaluate_pairs(run, dataset, save_dir=None, timing=False, limit=None, progre
     if n < 1:
         raise UserError("nothing to evaluate: the data set is empty")
     items = dataset_items(dataset, range(n))
-    if timing:  # first call: kernel selection and memory set-up, not counted
-        run(items[0].load()[0][None])
+    if timing:  # first call: kernel selection and memory set-up, not counted (on the first readable image)
+        for it in items:
+            try:
+                run(it.load()[0][None])
+                break
+            except UserError:
+                continue
+
     def keep(rec, inp, out, gt):
         if gallery is not None:
             gallery.add(rec["name"], inp, np.clip(out, 0.0, 1.0), gt, rec["psnr"], rec["psnr_input"])
 
-    records = restore_items(run, items, save_dir, 1, WHOLE, progress=progress, on_result=keep, desc="evaluate")
-    rows = [(r["name"], r["psnr"], r["ssim"], r["psnr_input"], r["seconds"]) for r in records]
+    records = restore_items(run, items, save_dir, 1, WHOLE, progress=progress, on_result=keep, desc="evaluate",
+                            skip_unreadable=True)
+    done = restored_records(records)
+    if not done:
+        raise UserError(f"no image could be read: {unreadable(records)[0]}")
+    rows = [(r["name"], r["psnr"], r["ssim"], r["psnr_input"], r["seconds"]) for r in done]
     cols = np.array([row[1:] for row in rows], dtype=np.float64)
     return {"psnr": cols[:, 0].mean(), "ssim": cols[:, 1].mean(), "input_psnr": cols[:, 2].mean(),
-            "seconds": cols[:, 3].mean() if timing else None, "rows": rows}
+            "seconds": cols[:, 3].mean() if timing else None, "rows": rows, "unreadable": unreadable(records),
+            "total": len(records)}
 
 
 def results_csv(result):

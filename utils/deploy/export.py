@@ -15,8 +15,6 @@ Formats (Paddle 3.3.1), both written in-process whatever IR the process runs (``
 """
 import contextlib
 import os
-import shutil
-import tempfile
 
 from ..errors import UserError
 
@@ -51,8 +49,11 @@ def save_static(net, folder, fmt="pdmodel"):
 def _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx, openvino=None):
     import paddle
 
+    from networks import task_of
+
     return {
         "model_name": net_cfg["name"],
+        "task": task_of(net),
         "network": dict(net_cfg),
         "format": fmt,
         "program": "inference.pdmodel" if fmt == "pdmodel" else "inference.json",
@@ -141,23 +142,25 @@ def check_onnx(net, data, tolerance=ONNX_TOLERANCE):
 
 
 def export_model(net, net_cfg, save_dir, fmt="pdmodel", onnx=False, opset=13, tile=512, overlap=32,
-                 auto_pixels=1024 * 1024):
+                 auto_pixels=1024 * 1024, inputs=()):
     """Write the static graph (+ ONNX) and inference.yml into ``save_dir``; returns the metadata.
 
-    Files are written in a temporary folder beside ``save_dir`` and moved in only when everything succeeded;
+    Files are written in a temporary folder inside ``save_dir`` and moved in only when everything succeeded;
     export files of the other format left from an earlier export are removed so the folder is consistent.
+    None of the files written or removed may be one of ``inputs`` (the weights and config read).
     """
     from ..config import dump_config
-    from ..fileio import atomic_write_bytes, atomic_write_text
+    from ..fileio import atomic_write_bytes, atomic_write_text, check_not_inputs, output_dir, temporary_dir
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     if onnx and fmt != "pdmodel":
         raise UserError("--onnx needs the default --format pdmodel (paddle2onnx 1.3.1 converts the legacy program)")
+    check_not_inputs([os.path.join(save_dir, name) for name in EXPORT_FILES], inputs,
+                     "export into another --save-inference-dir")
     net.eval()
-    os.makedirs(save_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
-    try:
+    output_dir(save_dir, "--save-inference-dir")
+    with temporary_dir(save_dir, "export") as tmp:
         save_static(net, tmp, fmt)
         data = onnx_bytes(tmp, opset) if onnx else None
         diff = check_onnx(net, data) if onnx else None
@@ -172,7 +175,5 @@ def export_model(net, net_cfg, save_dir, fmt="pdmodel", onnx=False, opset=13, ti
         if data is not None:
             atomic_write_bytes(os.path.join(save_dir, "inference.onnx"), data)
         atomic_write_text(os.path.join(save_dir, "inference.yml"), dump_config(meta))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     meta["onnx_max_abs_diff"] = diff
     return meta

@@ -11,8 +11,6 @@ them breaks MIMO-UNet at run time in Paddle 3.3.1).  The program must be the leg
 runs under ``paddle.pir_utils.OldIrGuard`` whatever IR the process uses.
 """
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -53,18 +51,23 @@ def check_quantizable(model_dir):
     return meta
 
 
-def quantize_int8(model_dir, batches, save_dir, algo="abs_max"):
+def quantize_int8(model_dir, batches, save_dir, algo="abs_max", inputs=()):
     """Quantise the legacy program in ``model_dir`` with ``batches`` and write it with its metadata to
-    ``save_dir``; returns the metadata written (``inference.yml`` plus ``precision: int8`` and the settings)."""
+    ``save_dir``; returns the metadata written (``inference.yml`` plus ``precision: int8`` and the settings).
+    Nothing written may replace a file of ``model_dir`` or of ``inputs`` (the calibration images)."""
 
     from ..config import dump_config
-    from ..fileio import atomic_write_text
-    from .export import ir_guard
+    from ..fileio import atomic_write_text, check_not_inputs, output_dir
+    from .export import EXPORT_FILES, ir_guard
     from .runners import META_FILE, PROGRAMS
 
     meta = check_quantizable(model_dir)
     if algo not in ALGOS:
         raise UserError(f"unknown calibration algorithm {algo!r} (choose from {', '.join(ALGOS)})")
+    check_not_inputs([os.path.join(save_dir, name) for name in EXPORT_FILES],
+                     [os.path.join(model_dir, name) for name in EXPORT_FILES] + list(inputs),
+                     "write the INT8 model into another --save-dir than the fp32 --model-dir")
+    output_dir(save_dir, "--save-dir")
     from paddle.static.quantization import PostTrainingQuantization
 
     with ir_guard("pdmodel"):
@@ -82,6 +85,7 @@ def quantize_int8(model_dir, batches, save_dir, algo="abs_max"):
 def _calibrate(ptq_class, model_dir, batches, save_dir, algo):
     import paddle
 
+    from ..fileio import temporary_dir
     from .runners import PARAMS_FILE, PROGRAMS
 
     paddle.enable_static()
@@ -100,13 +104,9 @@ def _calibrate(ptq_class, model_dir, batches, save_dir, algo):
         ptq._load_model_data()  # noqa: SLF001  (reads the feed name before calibration starts)
         feed_name[0] = ptq._feed_list[0]  # noqa: SLF001
         ptq.quantize()
-        os.makedirs(save_dir, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".quantize-", dir=save_dir)
-        try:
+        with temporary_dir(save_dir, "quantize") as tmp:
             ptq.save_quantized_model(tmp, model_filename=PROGRAMS["pdmodel"], params_filename=PARAMS_FILE)
             for name in os.listdir(tmp):
                 os.replace(os.path.join(tmp, name), os.path.join(save_dir, name))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     finally:
         paddle.disable_static()

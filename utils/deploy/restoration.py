@@ -8,14 +8,22 @@ An *item* is one image to restore: a name and a loader returning ``(image, Image
 data set of (input, target) pairs (``dataset_items``).  They are restored in chunks of ``batch_size`` (images
 of one size share a forward pass, tiled as a ``TilePlan`` says), written to ``save_dir`` in the input's form
 (bit depth, gray, alpha), optionally beside a comparison panel, and scored against their ground truth.
+
+Outputs never replace an input (the loop refuses before writing anything) and every input gets its own output
+name (``x.png`` and ``x.jpg`` become ``x.png`` and ``x_jpg.png``).  With ``skip_unreadable`` an image that
+cannot be read is recorded with its ``error`` and the others are restored; ``raise_for_unreadable`` then lists
+them, one per line, and ends the command with an error.
 """
 import dataclasses
 import os
+import sys
 import time
 
 import numpy as np
 
+from ..cli import non_negative_int, positive_int
 from ..errors import ImageError, UserError
+from ..fileio import check_not_inputs, output_dir
 from ..image_io import ImageInfo, list_images, match_ground_truth, paired_folder, read_image, write_image
 from ..metrics import psnr, ssim, ssim_matlab
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, TilePlan, count_tiles, tiled_run
@@ -44,6 +52,7 @@ METRICS = {  # name -> f(output clamped to [0, 1], ground truth, input)
 class Item:
     name: str
     load: object  # () -> (float32 (3, H, W), ImageInfo, float32 (3, H, W) ground truth or None)
+    sources: tuple = ()  # the files it is read from (never overwritten)
 
 
 def file_item(path, gt_path=None):
@@ -51,7 +60,7 @@ def file_item(path, gt_path=None):
         img, info = read_image(path, with_info=True)
         return img, info, read_image(gt_path) if gt_path else None
 
-    return Item(os.path.basename(path), load)
+    return Item(os.path.basename(path), load, tuple(p for p in (path, gt_path) if p))
 
 
 def array_item(name, img, gt=None):
@@ -59,15 +68,16 @@ def array_item(name, img, gt=None):
 
 
 def dataset_items(dataset, indices=None):
-    """Items of a data set whose ``dataset[i]`` is (input, target); names from ``dataset.names`` if it has them."""
-    names = getattr(dataset, "names", None)
+    """Items of a data set whose ``dataset[i]`` is (input, target); names from ``dataset.names`` if it has them,
+    the files read from ``dataset.pairs`` (paired folders), which outputs must not replace."""
+    names, pairs = getattr(dataset, "names", None), getattr(dataset, "pairs", None)
 
     def item(i):
         def load():
             inp, target = dataset[i]
             return inp, ImageInfo(), target
 
-        return Item(names[i] if names is not None else f"{i:06d}.png", load)
+        return Item(names[i] if names is not None else f"{i:06d}.png", load, tuple(pairs[i]) if pairs else ())
 
     return [item(i) for i in (range(len(dataset)) if indices is None else indices)]
 
@@ -85,6 +95,30 @@ def output_name(name, suffix=""):
     stem, ext = os.path.splitext(name)
     ext = ".png" if ext.lower() in LOSSY or not ext else ext
     return f"{stem}{suffix}{ext}"
+
+
+def output_names(names, suffix=""):
+    """A distinct output file name for every input name: ``output_name`` where that is free (inputs that keep
+    their own name are served first), else the input's extension added to the stem (``x.jpg`` -> ``x_jpg.png``
+    beside the ``x.png`` of ``x.png``), else a number.  Compared without case (case-insensitive file systems)."""
+    wanted = [output_name(n, suffix) for n in names]
+    own = [wanted[i] == "{0}{2}{1}".format(*os.path.splitext(n), suffix) for i, n in enumerate(names)]
+    out, taken = [None] * len(names), set()
+    for i in range(len(names)):  # first, every input that keeps its own name where that is free
+        if own[i] and wanted[i].lower() not in taken:
+            out[i] = wanted[i]
+            taken.add(wanted[i].lower())
+    for i in (i for i in range(len(names)) if out[i] is None):
+        name = wanted[i]
+        if name.lower() in taken:
+            stem, ext = os.path.splitext(names[i])
+            name = output_name(f"{stem}_{ext.lstrip('.').lower()}{ext}" if ext else stem, suffix)
+            base, k = os.path.splitext(name), 2
+            while name.lower() in taken:
+                name, k = f"{base[0]}_{k}{base[1]}", k + 1
+        taken.add(name.lower())
+        out[i] = name
+    return out
 
 
 def side_by_side(*images, gap=4):
@@ -130,60 +164,114 @@ def _score(out, gt, inp, metrics):
 
 
 def restore_items(run, items, save_dir=None, batch_size=1, plan=None, compare=False, suffix="", timer=None,
-                  progress=True, metrics=DEFAULT_METRICS, on_result=None, desc="restoring"):
+                  progress=True, metrics=DEFAULT_METRICS, on_result=None, desc="restoring", skip_unreadable=False):
     """Restore ``items`` with ``run``; returns one record per image: name, height, width, seconds (network time
     per image in its chunk), output (the path written, with ``save_dir``) and, with ground truth, the
     ``metrics`` (names of ``METRICS``; SSIM is None on images smaller than its window).
 
     ``on_result(record, input, output, ground truth)`` receives every image's raw (unclamped) output.  ``timer``
     follows auto_log's interface (start, stamp after pre-processing, stamp after inference, end(stamp=True)).
+    ``skip_unreadable``: an item whose loading raises a UserError gets a record with its ``error`` instead (no
+    output), and the loop goes on.  Every output path is checked against every input before anything is written.
     """
     from tqdm import tqdm
 
     timer = timer or _NoTimer()
     plan = plan or TilePlan()
     step = max(int(batch_size), 1)
+    names = output_names([it.name for it in items], suffix) if save_dir else [None] * len(items)
+    if save_dir:
+        outputs = [os.path.join(save_dir, n) for n in names]
+        if compare:
+            outputs += [os.path.join(save_dir, "compare", n) for n in names]
+        check_not_inputs(outputs, [p for it in items for p in it.sources],
+                         "choose another output folder (or add a --suffix)")
+        output_dir(save_dir)
+        if compare:
+            output_dir(os.path.join(save_dir, "compare"))
     records = []
     bar = tqdm(total=len(items), desc=desc, unit="img", leave=False, disable=not progress or len(items) < 2)
-    for k in range(0, len(items), step):
-        chunk = items[k:k + step]
-        timer.start()
-        loaded = [(it, *it.load()) for it in chunk]
-        timer.stamp()
-        restored, seconds = [None] * len(loaded), [0.0] * len(loaded)
-        for shape in sorted({img.shape for _, img, _, _ in loaded}):  # images of one size share a forward pass
-            idx = [i for i, (_, img, _, _) in enumerate(loaded) if img.shape == shape]
-            size = plan.size_for(shape[1], shape[2])
-            tiles = tqdm(total=count_tiles(shape[1], shape[2], size, plan.overlap) * len(idx), desc="tiles",
-                         leave=False, disable=not progress) if size else None
-            t0 = time.perf_counter()
-            out = restore(run, np.stack([loaded[i][1] for i in idx]), plan, tiles.update if tiles else None)
-            per_image = (time.perf_counter() - t0) / len(idx)
-            if tiles:
-                tiles.close()
-            for j, i in enumerate(idx):
-                restored[i], seconds[i] = out[j], per_image
-        timer.stamp()
-        for (it, img, info, gt), out, sec in zip(loaded, restored, seconds):
-            rec = {"name": it.name, "height": int(img.shape[1]), "width": int(img.shape[2]), "seconds": sec}
-            clipped = np.clip(out, 0.0, 1.0)
-            if gt is not None:
-                rec.update(_score(clipped, gt, img, metrics))
-            if save_dir:
-                path = os.path.join(save_dir, output_name(it.name, suffix))
-                write_image(path, clipped, info)
-                rec["output"] = path
-                if compare:
-                    panels = [img, clipped] + ([gt] if gt is not None else [])
-                    write_image(os.path.join(save_dir, "compare", output_name(it.name)), side_by_side(*panels),
-                                ImageInfo(bit_depth=info.bit_depth))
-            if on_result is not None:
-                on_result(rec, img, out, gt)
-            records.append(rec)
-            bar.update(1)
-        timer.end(stamp=True)
-    bar.close()
+    try:
+        for k in range(0, len(items), step):
+            chunk = list(zip(items[k:k + step], names[k:k + step]))
+            timer.start()
+            loaded = []
+            for it, name in chunk:
+                try:
+                    loaded.append((it, name, *it.load()))
+                except UserError as exc:
+                    if not skip_unreadable:
+                        raise
+                    records.append({"name": it.name, "error": " ".join(str(exc).split())})
+                    bar.update(1)
+            timer.stamp()
+            if not loaded:
+                timer.end(stamp=True)
+                continue
+            restored, seconds = [None] * len(loaded), [0.0] * len(loaded)
+            for shape in sorted({v[2].shape for v in loaded}):  # images of one size share a forward pass
+                idx = [i for i, v in enumerate(loaded) if v[2].shape == shape]
+                size = plan.size_for(shape[1], shape[2])
+                tiles = tqdm(total=count_tiles(shape[1], shape[2], size, plan.overlap) * len(idx), desc="tiles",
+                             leave=False, disable=not progress) if size else None
+                try:
+                    t0 = time.perf_counter()
+                    out = restore(run, np.stack([loaded[i][2] for i in idx]), plan, tiles.update if tiles else None)
+                    per_image = (time.perf_counter() - t0) / len(idx)
+                finally:
+                    if tiles:
+                        tiles.close()
+                for j, i in enumerate(idx):
+                    restored[i], seconds[i] = out[j], per_image
+            timer.stamp()
+            for (it, name, img, info, gt), out, sec in zip(loaded, restored, seconds):
+                rec = {"name": it.name, "height": int(img.shape[1]), "width": int(img.shape[2]), "seconds": sec}
+                clipped = np.clip(out, 0.0, 1.0)
+                if gt is not None:
+                    rec.update(_score(clipped, gt, img, metrics))
+                if save_dir:
+                    path = os.path.join(save_dir, name)
+                    write_image(path, clipped, info)
+                    rec["output"] = path
+                    if compare:
+                        panels = [img, clipped] + ([gt] if gt is not None else [])
+                        write_image(os.path.join(save_dir, "compare", name), side_by_side(*panels),
+                                    ImageInfo(bit_depth=info.bit_depth))
+                if on_result is not None:
+                    on_result(rec, img, out, gt)
+                records.append(rec)
+                bar.update(1)
+            timer.end(stamp=True)
+    finally:
+        bar.close()
     return records
+
+
+def restored_records(records):
+    """The records of the images that were restored (not those that could not be read)."""
+    return [r for r in records if "error" not in r]
+
+
+def unreadable(records):
+    """The error messages of the images a ``skip_unreadable`` loop could not read."""
+    return [r["error"] for r in records if "error" in r]
+
+
+def raise_for_unreadable(errors, total, done=""):
+    """After a ``skip_unreadable`` loop: list every image that could not be read (``errors``, their messages) on a
+    line of its own on stderr, then raise one ImageError saying how many of ``total``; ``done`` says what
+    happened to the others.  A single image is reported in that one line."""
+    if not errors:
+        return
+    if total == 1:
+        raise ImageError(errors[0])
+    from ..cli import clear_progress_bars
+
+    clear_progress_bars()
+    for message in errors:
+        print(f"unreadable: {message}", file=sys.stderr)
+    raise ImageError(f"{len(errors)} of {total} image(s) could not be read (listed above)"
+                     + (f"; {done}" if done else ""))
 
 
 def mean_scores(records, metrics):
@@ -197,7 +285,7 @@ def mean_scores(records, metrics):
 
 def summary_lines(records):
     """Human-readable per-image and mean scores."""
-    lines = []
+    lines, records = [], restored_records(records)
     scored = [r for r in records if "psnr" in r]
     for r in scored:
         s = f", SSIM {r['ssim']:.4f}" if r.get("ssim") is not None else ""
@@ -213,16 +301,16 @@ def summary_lines(records):
 
 # ---------------------------------------------------------------------------------------------- arguments
 def tile_arg(v):
-    return v if v == "auto" else int(v)
+    return v if v == "auto" else non_negative_int(v)
 
 
 def add_tile_arguments(parser):
     parser.add_argument("--tile", type=tile_arg, default="auto",
                         help="tile size for large images: 0 = never tile, auto = tile 512 only above 1 Mpixel "
                              "(default: %(default)s)")
-    parser.add_argument("--tile-overlap", "--tile_overlap", type=int, default=None,
+    parser.add_argument("--tile-overlap", "--tile_overlap", type=non_negative_int, default=None,
                         help=f"overlap between tiles in pixels (default: {DEFAULT_OVERLAP} or the model's)")
-    parser.add_argument("--tile-batch", "--tile_batch", type=int, default=1, help="tiles per forward pass")
+    parser.add_argument("--tile-batch", "--tile_batch", type=positive_int, default=1, help="tiles per forward pass")
     return parser
 
 

@@ -28,8 +28,9 @@ import os
 import numpy as np
 from paddle import nn
 
-from networks import from_network_space, primary_output, to_network_space
+from networks import from_network_space, network_task, primary_output, task_of, to_network_space
 
+from ..cli import add_task_argument, positive_int
 from ..device import cpu_threads, device_type
 from ..errors import EngineError, UserError
 from .accelerators import configure_accelerator, legacy_device, trt_on
@@ -73,6 +74,7 @@ class DygraphRunner:
     def __init__(self, net, device=None, context=None):
         self.model = pipeline_model(net)
         self.model_name, self.device = type(net).__name__, device or "cpu"
+        self.task = task_of(net)
         self.size_multiple = int(getattr(net, "size_multiple", 1))
         self.description = f"dygraph {type(net).__name__}" + (f" on {device}" if device else "")
         self.context = context
@@ -88,16 +90,28 @@ class DygraphRunner:
 
 
 # ---------------------------------------------------------------------------------- exported models
+def meta_task(meta):
+    """The restoration task an export's metadata records (older exports: that of the network it names)."""
+    if meta.get("task"):
+        return meta["task"]
+    network = meta.get("network")
+    if isinstance(network, dict) and network.get("name"):
+        try:
+            return network_task(network)
+        except UserError:
+            return None
+    return None
+
+
 def read_meta(model_dir):
-    """The metadata export_model.py writes beside the program (empty dict when it is absent)."""
-    import yaml
+    """The metadata export_model.py writes beside the program (empty dict when it is absent; ConfigError, one
+    line, when it is not a readable YAML mapping)."""
+    from ..config import read_yaml
 
     path = os.path.join(model_dir, META_FILE)
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        meta = yaml.safe_load(f) or {}
-    return meta if isinstance(meta, dict) else {}
+    return read_yaml(path, META_FILE)
 
 
 def find_program(model_dir):
@@ -279,6 +293,7 @@ class PaddleRunner:
 
                 shutil.rmtree(cache, ignore_errors=True)
         self.model_name, self.device = read_meta(model_dir).get("model_name", "model"), device
+        self.task = meta_task(read_meta(model_dir))
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self.size_multiple = int(read_meta(model_dir).get("size_multiple", 1))
@@ -349,7 +364,7 @@ class OnnxRunner:
                        "enable_mkldnn": False, "cpu_math_library_num_threads": threads}
         meta = read_meta(model_dir if os.path.isdir(model_dir) else os.path.dirname(path))
         self.size_multiple, self.model_name = int(meta.get("size_multiple", 1)), meta.get("model_name", "model")
-        self.device = device
+        self.device, self.task = device, meta_task(meta)
 
     def __call__(self, batch):
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
@@ -447,7 +462,7 @@ class OpenVinoRunner:
         else:
             raise EngineError("; ".join(failures))
         self.request = self.compiled.create_infer_request()
-        self.model_name, self.device = meta.get("model_name", "model"), "cpu"
+        self.model_name, self.device, self.task = meta.get("model_name", "model"), "cpu", meta_task(meta)
         self.size_multiple = int(meta.get("size_multiple", 1))
         frontend = "Paddle frontend" if path.endswith(".pdmodel") else "ONNX frontend"
         self.description = (f"OpenVINO {ov.__version__.split('-')[0]}: {os.path.basename(path)} ({frontend}) on cpu, "
@@ -528,6 +543,22 @@ def auto_runner(model_dir, device="cpu", threads=None, enable_mkldnn=True, preci
         notes + [f"{' and '.join(names)}: {why}" for why, names in skipped.items()]))
 
 
+TASK_NAMES = {"denoising": "a denoising network", "deblurring": "a deblurring network",
+              "dmsp_prior": "a DMSP prior (a DAE: restore with restore_dmsp.py or infer.py --dmsp-task)"}
+TASK_LABELS = {"denoising": "denoising", "deblurring": "deblurring", "dmsp_prior": "DMSP-prior (DAE)"}
+
+
+def check_task(runner, allowed, script, any_task=False):
+    """Refuse a network made for another task than ``script``'s (``allowed``: tasks it runs) unless ``any_task``
+    (--any-task).  Networks that do not record a task pass."""
+    task = getattr(runner, "task", None)
+    if any_task or task is None or task in allowed:
+        return
+    wanted = " or ".join(TASK_LABELS.get(t, t) for t in allowed)
+    raise UserError(f"{getattr(runner, 'model_name', 'the model')} is {TASK_NAMES.get(task, task)}, but {script} runs "
+                    f"{wanted} networks; pass the right weights, or --any-task to run it anyway")
+
+
 def add_model_arguments(parser):
     """The evaluation scripts' model: a checkpoint (--weights, dygraph) or an exported model (--model-dir)."""
     g = parser.add_argument_group("model: a checkpoint (--weights) or an exported model (--model-dir)")
@@ -539,7 +570,9 @@ def add_model_arguments(parser):
     g.add_argument("-c", "--config", help="training config of the weights (when no config.yml is beside them)")
     g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="engine for --model-dir (default: %(default)s, the fastest installed)")
-    g.add_argument("--cpu-threads", "--cpu_threads", type=int, default=None, help="CPU threads (default: all)")
+    g.add_argument("--cpu-threads", "--cpu_threads", type=positive_int, default=None,
+                   help="CPU threads (default: all)")
+    add_task_argument(parser)
     return parser
 
 

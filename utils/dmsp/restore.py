@@ -157,11 +157,32 @@ def make_denoiser(net, backend="auto"):
     return inference_denoiser(net) if backend == "inference" else layer_denoiser(net)
 
 
-def _batches(files, batch_size, crop=0):
+def output_stems(files, output):
+    """The distinct output name (without extension) of every input file, checked so that no output written into
+    ``output`` (the restored image, ``<stem>_degraded.png``) replaces an input."""
+    from ..deploy.restoration import output_names
+    from ..fileio import check_not_inputs
+
+    stems = [os.path.splitext(n)[0] for n in output_names([os.path.basename(p) for p in files])]
+    check_not_inputs([os.path.join(output, f"{s}{tail}.png") for s in stems for tail in ("", "_degraded")], files,
+                     "choose another output folder")
+    return stems
+
+
+def _batches(files, batch_size, crop=0, stems=None, unreadable=None):
     """Groups of up to ``batch_size`` (name, image, info) of equal (centre-cropped) size, sizes in order of
-    appearance."""
-    return group_images(((os.path.splitext(os.path.basename(p))[0], *read_image(p, with_info=True))
-                         for p in files), batch_size, crop)
+    appearance; names are ``stems`` (default: the file names without extension).  With a list ``unreadable``,
+    files that cannot be read are left out and their messages appended to it."""
+    def images():
+        for path, stem in zip(files, stems or [os.path.splitext(os.path.basename(p))[0] for p in files]):
+            try:
+                yield (stem, *read_image(path, with_info=True))
+            except ImageError as exc:
+                if unreadable is None:
+                    raise
+                unreadable.append(str(exc))
+
+    return group_images(images(), batch_size, crop)
 
 
 def group_images(images, batch_size, crop=0):
@@ -208,12 +229,20 @@ def restore_files(inputs, weights, kernel_path, settings, output, kernel_index=0
     if settings.task == "deblur" and kernel_path is None:
         raise UserError("--task deblur needs a blur kernel: --kernel kernels.mat (the official kernels), or the "
                         "lite data's data/lite/BSDS300/kernels.npy, or a .npy / image file")
+    from ..deploy.restoration import raise_for_unreadable
+    from ..fileio import output_dir
+
     kernel = load_kernel(kernel_path, kernel_index)
     files = list_images(inputs)
+    stems = output_stems(files, output)
     denoiser = make_denoiser(load_dae(weights), backend)
     if getattr(denoiser, "description", None):
         log(f"DAE prior: {denoiser.description}")
-    records = restore_groups(_batches(files, settings.batch_size, crop), denoiser, kernel, settings, output, log)
+    output_dir(output, "--output")
+    unreadable = []
+    records = restore_groups(_batches(files, settings.batch_size, crop, stems, unreadable), denoiser, kernel,
+                             settings, output, log)
+    raise_for_unreadable(unreadable, len(files), f"restored the other {len(files) - len(unreadable)}")
     return [(r["psnr_input"], r["psnr"]) for r in records]
 
 
@@ -226,9 +255,10 @@ def restore_groups(groups, denoiser, kernel, opts, output, log=print, timer=None
     """
     import paddle
 
+    from ..fileio import output_dir
     from .solver import dmsp_restore, initial_estimate, official_psnr, synthesize
 
-    os.makedirs(output, exist_ok=True)
+    output_dir(output)
     records, seed = [], opts.seed
     for batch in groups:
         if timer is not None:
@@ -339,8 +369,13 @@ def infer_dmsp(runner, meta, device, settings, img_path=None, save_dir="output/i
         kernel = motion_kernel()
     else:
         kernel = load_kernel(kernel_path, kernel_index)
+    unreadable, files = [], list_images(img_path) if img_path else []
     if img_path:
-        groups = list(_batches(list_images(img_path), settings.batch_size, crop))
+        groups = list(_batches(files, settings.batch_size, crop, output_stems(files, save_dir), unreadable))
+        if not groups:
+            from ..deploy.restoration import raise_for_unreadable
+
+            raise_for_unreadable(unreadable, len(files))
     else:
         clean = default_image(DEFAULT_IMAGE_SIZE)[1]
         groups = list(group_images([("astronaut", clean, ImageInfo())], settings.batch_size, crop))
@@ -364,4 +399,7 @@ def infer_dmsp(runner, meta, device, settings, img_path=None, save_dir="output/i
     log(f"restored {len(outputs)} image(s) into {save_dir}; outputs logged to {log_path}")
     if autolog:
         autolog.report()
+    from ..deploy.restoration import raise_for_unreadable
+
+    raise_for_unreadable(unreadable, len(files), f"restored the other {len(outputs)}")
     return records

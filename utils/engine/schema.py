@@ -35,9 +35,12 @@ Schema (every section is checked; unknown keys are refused, missing ones take th
     output:
       model_dir: checkpoints/<network name>/model   # model_latest/model_best.pdparams, config.yml, train.log,
                                                     # state_iter*.pdstates (resume states)
-      log_dir: checkpoints/<network name>/logs      # VisualDL
+      log_dir: checkpoints/<network name>/logs      # VisualDL; null with a model_dir given: <model_dir>/vdl
       checkpoint_freq: 1000       # resume state + model_latest every N iterations (and at the end)
       keep_last: 3                # resume states kept (the best weights are kept apart)
+      overwrite: false            # a fresh run (no --resume) into a model_dir that holds an earlier run's
+                                  # files (model_best / model_latest.pdparams, train.log, config.yml, resume
+                                  # states, the VisualDL log) is refused; true deletes them and starts anew
     log:
       print_freq: 10              # one TIPC-style line every N iterations
       progress_bar: true          # tqdm bars (rank 0, when stderr is a terminal)
@@ -67,7 +70,7 @@ DEFAULTS = {
               "mixup": {"enable": False, "beta": 1.2, "use_identity": True},
               "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
     "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
-    "output": {"model_dir": None, "log_dir": None, "checkpoint_freq": 1000, "keep_last": 3},
+    "output": {"model_dir": None, "log_dir": None, "checkpoint_freq": 1000, "keep_last": 3, "overwrite": False},
     "log": {"print_freq": 10, "progress_bar": True, "visualdl": True, "figures": True},
 }
 MERGED = {"data", "train", "train.mixup", "train.amp", "val", "output", "log"}  # sections filled from DEFAULTS
@@ -138,9 +141,16 @@ def resolve_config(cfg):
         _positive_int(cfg[where][key], f"{where}.{key}")
     if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg['seed']!r}")
-    net_name = cfg["network"]["name"]
-    cfg["output"]["model_dir"] = cfg["output"]["model_dir"] or os.path.join("checkpoints", net_name, "model")
-    cfg["output"]["log_dir"] = cfg["output"]["log_dir"] or os.path.join("checkpoints", net_name, "logs")
+    out, net_name = cfg["output"], cfg["network"]["name"]
+    if not isinstance(out["overwrite"], bool):
+        raise ConfigError(f"output.overwrite must be true or false, got {out['overwrite']!r}")
+    for key in ("model_dir", "log_dir"):
+        if out[key] is not None and (not isinstance(out[key], str) or not out[key].strip()):
+            raise ConfigError(f"output.{key} must be a folder path or null, got {out[key]!r}")
+    if not out["log_dir"]:
+        out["log_dir"] = os.path.join(out["model_dir"], "vdl") if out["model_dir"] else \
+            os.path.join("checkpoints", net_name, "logs")
+    out["model_dir"] = out["model_dir"] or os.path.join("checkpoints", net_name, "model")
     return cfg
 
 

@@ -4,6 +4,16 @@ Data order, crops and mixup are functions of (seed, iteration) (``sampler.py``),
 exactly like an uninterrupted run.  On several cards (``python -m paddle.distributed.launch``) each card takes
 its slice of the global batch, gradients are averaged by DataParallel, validation is split across cards, and
 only rank 0 writes logs and files.
+
+What a run does when something goes wrong:
+- a fresh run into a folder holding an earlier run is refused (``--resume``, another ``output.model_dir``, or
+  ``output.overwrite: true``); temporaries left by a killed process are removed when the folder is opened again;
+- the validation set is read once before the first iteration; a training sample that cannot be read ends the
+  run at once in the main process (``sampler.SeededDataset``), with any number of workers;
+- a failure in the middle of the run (data, validation) first saves a resume state, and says so;
+- Ctrl-C says which state the run can resume from and the command, on the console and in train.log;
+- on several cards the failing card posts its error line to the others (``RankFailures``), so the line the
+  user sees is that card's own, not a collective timeout of another card, and every card exits non-zero.
 """
 import contextlib
 import datetime
@@ -13,6 +23,7 @@ import math
 import os
 import random
 import re
+import signal
 import sys
 import time
 
@@ -28,14 +39,16 @@ from ..checkpoint import save_weights
 from ..config import ConfigError, dump_config
 from ..device import device_type, is_custom, set_device
 from ..errors import DatasetError, UserError
-from ..fileio import atomic_paddle_save, atomic_write_text
+from ..fileio import atomic_paddle_save, atomic_write_text, output_dir
 from ..losses import build_loss
 from ..schedulers import build_optimizer, build_scheduler
-from .sampler import IterationBatchSampler, SeededDataset, StagePlan
+from .sampler import IterationBatchSampler, SeededDataset, StagePlan, collate, failure_of
 from .schema import resolve_config
 
 STATE_PATTERN = "state_iter*.pdstates"
 LOGGER = "engine"
+RUN_FILES = ("model_best.pdparams", "model_latest.pdparams", "train.log", "config.yml")  # besides the states
+VDL_FILE = "vdlrecords.train.log"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -101,20 +114,32 @@ class Trainer:
     """Builds everything a run needs from ``cfg`` and trains with ``fit()``.
 
     ``resume``: None (fresh run), 'auto' (the latest resume state in ``output.model_dir``) or a state file
-    path.  ``record_history`` keeps per-iteration ``{iter, loss, lr, shape}`` in ``self.history``."""
+    path.  ``record_history`` keeps per-iteration ``{iter, loss, lr, shape}`` in ``self.history``.
+    ``resume_command``: the command line that continues this run (told on Ctrl-C and after a failure);
+    ``failures``: a ``RankFailures`` that watches the other cards once the parallel environment is up."""
 
-    def __init__(self, cfg, device=None, resume=None, record_history=False):
+    def __init__(self, cfg, device=None, resume=None, record_history=False, resume_command=None, failures=None):
         self.cfg = resolve_config(cfg)
         cfg = self.cfg
         self.world, self.rank = _world()
         self.model_dir, self.log_dir = cfg["output"]["model_dir"], cfg["output"]["log_dir"]
+        self.resume_command, self.failures = resume_command, failures
         state_path = self.find_state(resume) if resume else None
-        if not resume and self.list_states():
-            raise UserError(f"{self.model_dir} holds the resume states of an earlier run; continue it with --resume "
-                            f"auto, or set another output.model_dir (or delete that folder)")
+        elsewhere = state_path and os.path.realpath(os.path.dirname(state_path)) != os.path.realpath(self.model_dir)
+        earlier = self.earlier_run() if not resume or elsewhere else []  # a state from another folder: a new run here
+        self._replace = bool(earlier)  # with output.overwrite: the earlier run's files go when the run starts
+        if earlier and not cfg["output"]["overwrite"]:
+            more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
+            vdl = os.path.join(self.log_dir, VDL_FILE) in earlier
+            where = (f"output.log_dir {self.log_dir}" if len(earlier) == 1 and vdl else self.model_dir)
+            raise UserError(f"{where} holds an earlier run ({', '.join(earlier[:3])}{more}): continue it with "
+                            f"--resume auto, train into another output.model_dir{' and output.log_dir' if vdl else ''}"
+                            f", or set output.overwrite=true to replace it")
         self.device = set_device(device or cfg["device"])
         if self.world > 1:
             paddle.distributed.init_parallel_env()
+            if failures is not None:
+                failures.watch()
         self.log = self._make_logger()
         self.plan = StagePlan(cfg["train"]["stages"])
         for k, stage in enumerate(self.plan.stages):
@@ -137,6 +162,8 @@ class Trainer:
         self.loss_fn = build_loss(cfg["train"]["loss"])
         self.train_set = self._build_dataset("train")
         self.val_set = self._build_dataset("val") if cfg["data"]["val"] else None
+        if self.val_set is not None:
+            self._check_val_set()
         opt_cfg = cfg["train"]["optimizer"]
         self.scheduler = build_scheduler(cfg["train"]["scheduler"], opt_cfg["lr"])
         self.optimizer = build_optimizer(opt_cfg, self.net.parameters(), self.scheduler, cfg["train"]["grad_clip"])
@@ -145,9 +172,14 @@ class Trainer:
         self.iter, self.best, self.history = 0, None, [] if record_history else None
         self.curves = {"loss": [], "val": []}  # [(iteration, value)] for curves.png, kept in the resume state
         self._figures = bool(cfg["log"]["figures"])
-        self._input_metrics, self._writer, self._file_log = None, None, None
+        self._input_metrics, self._writer, self._file_log, self._saved_at = None, None, None, None
         if state_path:
             self.load_state(state_path)
+            self._saved_at = self.iter
+        if self.rank == 0:  # writable folders (made now), without temporaries of killed processes
+            output_dir(self.model_dir, "output.model_dir")
+            if self.cfg["log"]["visualdl"]:
+                output_dir(self.log_dir, "output.log_dir")
 
     # -- construction helpers -----------------------------------------------------------------------------------
     def _build_network(self):
@@ -158,6 +190,27 @@ class Trainer:
             return build_dataset(self.cfg["data"][split], f"data.{split}")
         except DatasetError as exc:
             raise DatasetError(f"data.{split}: {exc}") from None
+
+    def _check_val_set(self):
+        """Read every validation image of this card once (files readable, pairs of one size) before the first
+        iteration, so that a bad file stops the run now and not at the first validation."""
+        for i in range(self.rank, len(self.val_set), self.world):
+            try:
+                inp, target = self.val_set[i]
+            except UserError as exc:
+                raise DatasetError(f"data.val: {' '.join(str(exc).split())}") from None
+            if np.shape(inp) != np.shape(target):
+                name = (getattr(self.val_set, "names", None) or [f"item {i}"])[i]
+                raise DatasetError(f"data.val: input and target of {name} differ in size: {np.shape(inp)} vs "
+                                   f"{np.shape(target)}")
+
+    def earlier_run(self):
+        """Names of an earlier run's files in the output folders (what a fresh run would replace)."""
+        found = [os.path.basename(p) for p in self.list_states()]
+        found += [f for f in RUN_FILES if os.path.isfile(os.path.join(self.model_dir, f))]
+        if self.cfg["log"]["visualdl"] and os.path.isfile(os.path.join(self.log_dir, VDL_FILE)):
+            found.append(os.path.join(self.log_dir, VDL_FILE))
+        return found
 
     def _setup_amp(self):
         """utils/amp.py: O2 casts the weights and keeps float32 master weights; float16 gets a dynamic scaler."""
@@ -196,6 +249,11 @@ class Trainer:
         if self.rank != 0:
             return
         os.makedirs(self.model_dir, exist_ok=True)
+        fresh = fresh or self._replace
+        if self._replace:  # an earlier run's files (output.overwrite): the new run must not mix with them
+            for old in self.list_states() + [os.path.join(self.model_dir, f) for f in RUN_FILES[:2]]:
+                if os.path.isfile(old):
+                    os.remove(old)
         self._file_log = logging.FileHandler(os.path.join(self.model_dir, "train.log"), mode="w" if fresh else "a",
                                              encoding="utf-8")
         self._file_log.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
@@ -204,7 +262,7 @@ class Trainer:
         if self.cfg["log"]["visualdl"]:
             from visualdl import LogWriter
 
-            path = os.path.join(self.log_dir, "vdlrecords.train.log")
+            path = os.path.join(self.log_dir, VDL_FILE)
             if fresh and os.path.exists(path):
                 os.remove(path)
             with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # VisualDL prints on append
@@ -241,17 +299,21 @@ class Trainer:
                       f"{stage['patch_size'] or 'as stored'}, global batch {stage['batch_size']} ({per_card} per card "
                       f"x {self.world} card(s), micro-batches of {micro}), {end - start} iteration(s)")
         return paddle.io.DataLoader(SeededDataset(self.train_set), batch_sampler=sampler, num_workers=workers,
-                                    use_shared_memory=workers > 0)
+                                    use_shared_memory=workers > 0, collate_fn=collate)
 
     def _batches(self):
-        """(input, target) for every remaining iteration, stage by stage."""
+        """(input, target) for every remaining iteration, stage by stage; a sample that cannot be loaded raises
+        here, in the main process (DatasetError naming the file; a bug's traceback as RuntimeError)."""
         while self.iter < self.end_iter:
             s = self.plan.index(self.iter)
             try:
                 for batch in self._stage_loader(s, self.iter):
+                    failure = failure_of(batch)
+                    if failure is not None:
+                        raise failure
                     yield batch
             except DatasetError as exc:
-                raise DatasetError(_last_line(exc)) from None
+                raise DatasetError(f"data.train: {_last_line(exc)}") from None
 
     def train_step(self, inp, target):
         """One optimizer step on this card's share of the global batch; returns the (local) loss."""
@@ -317,7 +379,8 @@ class Trainer:
 
         fresh = self.iter == 0
         self._open_outputs(fresh)
-        cfg, metrics = self.cfg, None
+        cfg, metrics, bar = self.cfg, None, None
+        self._phase = "data"  # what the run is doing: data, step, validate or checkpoint
         try:
             with paddle.utils.unique_name.guard(self._names):
                 self._log_start()
@@ -326,6 +389,7 @@ class Trainer:
                 window = dict.fromkeys(("loss", "n", "reader", "batch", "samples"), 0.0)
                 t_begin = t_data = time.perf_counter()
                 for inp, target in self._batches():
+                    self._phase = "step"
                     t_start = time.perf_counter()
                     shape = tuple(inp.shape)
                     loss = self.train_step(inp, target)
@@ -344,18 +408,67 @@ class Trainer:
                         self._check_time_budget(t_begin)
                     last = self.iter >= self.end_iter
                     if self.val_set is not None and (self.iter % cfg["val"]["freq"] == 0 or last):
+                        self._phase = "validate"
                         metrics = self.validate()
                     if self.iter % cfg["output"]["checkpoint_freq"] == 0 or last:
+                        self._phase = "checkpoint"
                         self.save_checkpoint()
                     if last:
                         break
+                    self._phase = "data"
                     t_data = time.perf_counter()
                 bar.close()
+                if self.failures is not None:
+                    self.failures.stop()
                 self._check_replicas()
                 self._log_end()
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            message = f"at iteration {self.iter}: {self._how_to_continue()}"
+            self._log_to_file(f"interrupted {message}")
+            raise KeyboardInterrupt(message) from None
+        except Exception as exc:
+            if bar is not None:
+                bar.close()
+            self._after_failure(exc)
+            raise
         finally:
             self._close_outputs()
         return metrics
+
+    # -- when a run stops early --------------------------------------------------------------------------------
+    def _log_to_file(self, line):
+        """A line in train.log only (the console gets it once, from the command's own error or interrupt line)."""
+        if self._file_log is not None:
+            self._file_log.emit(logging.LogRecord(self.log.name, logging.WARNING, __file__, 0, line, None, None))
+            self._file_log.flush()
+
+    def _how_to_continue(self):
+        """Which resume state this run can continue from, and the command that does it."""
+        base = self.resume_command or "the same command"
+        states = self.list_states()
+        if states:
+            state = os.path.basename(states[-1])
+            it = int(re.search(r"(\d+)\.pdstates$", state).group(1))
+            return f"resume from {state} (iteration {it}) with: {base} --resume"
+        return (f"no resume state was saved yet (the first comes at iteration {self.cfg['output']['checkpoint_freq']}"
+                f"); start again with: {base} -o output.overwrite=true")
+
+    def _after_failure(self, exc):
+        """A failure while reading data or validating: save a resume state first (rank 0, when the weights of
+        this iteration are not saved yet), say how to continue, in train.log and in the error line."""
+        note = None
+        if self._phase in ("data", "validate") and self.rank == 0 and self.iter > 0 and self._saved_at != self.iter:
+            try:
+                self.save_checkpoint()
+                note = "saved a resume state first; "
+            except Exception:  # the original failure is what the user must see
+                note = None
+        note = (note or "") + self._how_to_continue()
+        self._log_to_file(f"stopped at iteration {self.iter}: {_last_line(exc)}; {note}")
+        if isinstance(exc, UserError):
+            exc.args = (f"{' '.join(str(exc).split())}; {note}",)
 
     def _check_time_budget(self, t_begin):
         """Stop early (validating and saving as at the end) once ``train.max_minutes`` have passed; the
@@ -532,16 +645,22 @@ class Trainer:
         }
         path = os.path.join(self.model_dir, f"state_iter{self.iter:08d}.pdstates")
         atomic_paddle_save(state, path)
+        self._saved_at = self.iter
         save_weights(self.eval_state_dict(), os.path.join(self.model_dir, "model_latest.pdparams"))
         for old in self.list_states()[:-self.cfg["output"]["keep_last"]]:
             os.remove(old)
         self.log.info(f"saved {path} and model_latest.pdparams")
 
     def load_state(self, path):
+        from ..checkpoint import file_kind, why_unreadable
+
+        if file_kind(path) in ("empty", "official"):
+            raise UserError(f"--resume: {why_unreadable(path, what='resume state')}")
         try:
             state = paddle.load(path)
         except Exception as exc:  # paddle raises many types for damaged files
-            raise UserError(f"cannot read resume state {path}: {type(exc).__name__}: {str(exc)[:150]}") from None
+            raise UserError(f"--resume: {why_unreadable(path, exc, 'resume state')}; an earlier state may be "
+                            f"complete: pass it with --resume PATH") from None
         if not isinstance(state, dict) or "iteration" not in state:
             raise UserError(f"{path} is not a resume state written by this trainer")
         with paddle.utils.unique_name.guard(self._names):
@@ -592,14 +711,134 @@ class Trainer:
 # Command line shared by train.py and the train_denoising_* scripts
 # ---------------------------------------------------------------------------------------------------------------
 
-def train_main(argv=None, default_config=None, description=None):
-    """Parse ``-c CONFIG [-o key=value ...] [--resume auto|PATH] [--device ...]`` and train."""
-    import argparse
+class RankFailures:
+    """Several cards: the card that fails posts its error line to the key-value store of the launch (the one
+    ``init_parallel_env`` opened), and every other card, wherever it waits (a collective blocks until the launcher
+    kills it), prints that line as its own error and exits with status 2 (``watch``).  A card that fails because a
+    peer is gone (a collective that times out or loses its connection) reports the peer's line, or the lost
+    connection, instead of a traceback (``explain``).  Without a store (one card) nothing happens."""
 
-    from ..cli import add_device_argument
+    KEY = "run_failure"
+    LOST = ("gloo", "connection", "timeout", "closed by peer", "broken pipe")
+
+    def __init__(self, world, rank):
+        import threading
+
+        self.world, self.rank, self.lock = world, rank, threading.Lock()
+        self.stopped = threading.Event()
+
+    @staticmethod
+    def _store():
+        try:
+            from paddle.distributed import collective
+
+            return getattr(collective, "_default_store", None)
+        except ImportError:
+            return None
+
+    def post(self, message):
+        store = self._store()
+        if store is None:
+            return
+        try:
+            with self.lock:
+                store.set(f"{self.KEY}/{self.rank}", message)
+                store.add(f"{self.KEY}/{self.rank}/posted", 1)
+        except Exception:  # the store is gone with rank 0: nothing to tell
+            pass
+
+    def find(self, wait=0.0):
+        """(rank, message) of another card's posted failure, waiting up to ``wait`` seconds; None if none, or
+        when the store is gone (rank 0 ended)."""
+        store, deadline = self._store(), time.time() + wait
+        while store is not None:
+            try:
+                with self.lock:
+                    if self.stopped.is_set():
+                        return None
+                    for r in range(self.world):
+                        if r != self.rank and store.add(f"{self.KEY}/{r}/posted", 0) > 0:
+                            return r, store.get(f"{self.KEY}/{r}").decode("utf-8", "replace")
+            except Exception:
+                self.stopped.set()
+                return None
+            if time.time() >= deadline:
+                return None
+            time.sleep(0.2)
+        return None
+
+    def watch(self, interval=0.25):
+        """Start a thread that ends this process (status 2, the failing card's line) once another card posts."""
+        import threading
+
+        if self.world < 2 or self._store() is None:
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the launcher's stop ends a waiting card without a dump
+
+        def loop():
+            while not self.stopped.is_set():
+                found = self.find()
+                if found is not None:
+                    print(f"error: card {found[0]} of {self.world} stopped: {found[1]}", file=sys.stderr, flush=True)
+                    os._exit(2)
+                self.stopped.wait(interval)
+
+        threading.Thread(target=loop, name="rank-failures", daemon=True).start()
+
+    def stop(self):
+        """End the watch, with no call to the store in flight (before the run's last collective: after it, rank 0
+        may end, and its store with it)."""
+        self.stopped.set()
+        with self.lock:
+            pass
+
+    def explain(self, exc, wait=10.0):
+        """Re-raise ``exc`` of this card: its own UserError after posting it; for any other failure, the error line
+        a peer posted (a UserError naming that card) or a lost connection in one line, else ``exc`` itself."""
+        if isinstance(exc, UserError):
+            # the others print it first (the launcher stops them once this card has exited); the launcher's stop
+            # must not cut this card's own line short: it exits right after printing it
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self.post(" ".join(str(exc).split()))
+            time.sleep(1.0)
+            raise exc
+        found = self.find(wait)
+        if found is not None:
+            raise UserError(f"card {found[0]} of {self.world} stopped: {found[1]}") from None
+        if any(word in str(exc).lower() for word in self.LOST):
+            raise UserError(f"card {self.rank} lost the connection to the other cards ({_last_line(exc)[:120]}): one "
+                            "of them stopped; its error is at the end of its log (workerlog.N in the launch's "
+                            "--log_dir)") from None
+        raise exc
+
+
+def command_line(script, argv):
+    """The command that reruns ``script`` with ``argv`` minus any --resume (and its value), shell-quoted."""
+    import shlex
+
+    args, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--resume":  # as argparse reads it: the next word is its value unless it is an option
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("-")
+            continue
+        if a.startswith("--resume="):
+            continue
+        args.append(a)
+    launch = "python -m paddle.distributed.launch <your launch options> " if _world()[0] > 1 else "python "
+    rel = os.path.relpath(script)
+    return launch + " ".join(shlex.quote(a) for a in [rel if not rel.startswith("..") else script] + args)
+
+
+def train_main(argv=None, default_config=None, description=None, script=None):
+    """Parse ``-c CONFIG [-o key=value ...] [--resume auto|PATH] [--device ...]`` and train.  ``script`` (the entry
+    script's path) makes the resume command told on Ctrl-C and after failures."""
+    from ..cli import ArgumentParser, add_device_argument
     from ..config import load_config
 
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=description)
     p.add_argument("-c", "--config", default=default_config, required=default_config is None,
                    help="run config (YAML)" + (" (default: %(default)s)" if default_config else ""))
     p.add_argument("-o", "--override", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -610,5 +849,13 @@ def train_main(argv=None, default_config=None, description=None):
     add_device_argument(p, default=None)
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.override)
-    trainer = Trainer(cfg, device=args.device, resume=args.resume)
-    return trainer.fit()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_line(script or sys.argv[0], argv)
+    failures = RankFailures(*_world())
+    try:
+        trainer = Trainer(cfg, device=args.device, resume=args.resume, resume_command=command, failures=failures)
+        return trainer.fit()
+    except Exception as exc:
+        if failures.world > 1:
+            failures.explain(exc)
+        raise

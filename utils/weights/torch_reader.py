@@ -8,6 +8,7 @@ so reading a file never runs code from it.  Tensors come back as numpy arrays.
 """
 import collections
 import io
+import os
 import pickle
 import struct
 import zipfile
@@ -27,6 +28,7 @@ _DTYPES = {
     "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_HEAD = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8"  # the magic number as the legacy format pickles it
 
 
 class TorchReadError(WeightsError):
@@ -154,7 +156,10 @@ def _read_legacy(path):
         for key in pickle.load(f):
             numel = struct.unpack("<q", f.read(8))[0]
             itemsize = 2 if dtypes[key] == "bfloat16" else np.dtype(dtypes[key]).itemsize
-            arrays[key] = _to_array(f.read(numel * itemsize), dtypes[key])
+            raw = f.read(numel * itemsize)
+            if len(raw) < numel * itemsize:
+                raise TorchReadError(f"{path} is truncated (a tensor ends early); download or copy it again")
+            arrays[key] = _to_array(raw, dtypes[key])
     return _resolve_deferred(obj)
 
 
@@ -169,12 +174,26 @@ def _resolve_deferred(obj):
 
 
 def load_torch_file(path):
-    """Load a ``torch.save`` file into nested Python containers holding numpy arrays."""
+    """Load a ``torch.save`` file into nested Python containers holding numpy arrays.  TorchReadError (one line)
+    for an empty, truncated or corrupt checkpoint, and for a file that is not one."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise TorchReadError(f"{path} is empty (0 bytes): download or copy it again")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    ours = any(head.startswith(m) or (len(head) < len(m) and m.startswith(head)) for m in (b"PK\x03\x04", _LEGACY_HEAD))
     try:
         if zipfile.is_zipfile(path):
             return _read_zip(path)
+        if head.startswith(b"PK\x03\x04"):
+            raise TorchReadError(f"{path} is truncated ({size:,} bytes: an incomplete zip archive); download or copy "
+                                 "it again")
         return _read_legacy(path)
     except TorchReadError:
         raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, KeyError) as exc:
-        raise TorchReadError(f"{path}: unreadable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, KeyError, ValueError) as exc:
+        detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+        if ours:
+            raise TorchReadError(f"{path} is truncated or corrupt ({size:,} bytes; {detail}); download or copy it "
+                                 "again") from None
+        raise TorchReadError(f"{path} is not a PyTorch checkpoint ({detail})") from None
