@@ -267,3 +267,32 @@ def test_unknown_backend_and_engines_missing_when_forced(models, monkeypatch, ca
     assert err == "error: --backend openvino cannot run here: OpenVINO: not installed (pip install openvino)"
     err = one_line_error(capsys, infer.main, ["--model-dir", new, "--backend", "openvino", "--precision", "int8"])
     assert "the openvino backend runs fp32 or bf16 without TensorRT (asked: int8): use --backend paddle" in err
+
+
+# ------------------------------------------------------------------------------ the real networks
+@pytest.fixture(scope="module", params=[{"name": "MIRNet_v2", "n_feat": 16, "n_MRB": 1},
+                                        {"name": "MIMOUNet", "num_res": 1}], ids=lambda c: c["name"])
+def real_export(request, tmp_path_factory):
+    from networks import build_network
+
+    paddle.seed(5)
+    net = build_network(dict(request.param))
+    net.eval()
+    folder = str(tmp_path_factory.mktemp("real") / request.param["name"])
+    export_model(net, dict(request.param), folder, onnx=True)
+    return net, folder
+
+
+@pytest.mark.parametrize("backend", ["auto", "openvino", "paddle-openvino", "paddle", "onnx"])
+def test_every_backend_matches_dygraph_on_an_odd_size(real_export, backend):
+    net, folder = real_export
+    runner = make_runner(backend, folder, threads=2)
+    shape = (1, 3, 37, 45)
+    x = _x(shape, seed=1)
+    ref = DygraphRunner(net)(x)
+    out = runner(x)
+    assert out.shape == ref.shape == shape
+    assert np.abs(out - ref).max() <= TOL, runner.description
+    if backend == "auto":  # with OpenVINO installed, the default is OpenVINO on the legacy program
+        what = runner.description
+        assert what.startswith("OpenVINO ") and "inference.pdmodel (Paddle frontend)" in what

@@ -83,6 +83,17 @@ def test_int8_warns_on_cpus_without_int8_dot_products(int8_model, monkeypatch):
     assert "INT8 kernels" in what and "warning" not in what
 
 
+def test_int8_through_the_default_engine_says_so_in_one_line(int8_model, monkeypatch):
+    _, _, int8 = int8_model
+    monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, False))
+    with pytest.raises(inf.UserError, match="holds an INT8 model: run it with --precision int8"):
+        inf.make_runner("auto", int8, threads=1)  # fp32 asked of an INT8 model
+    what = inf.make_runner("auto", int8, threads=1, precision="int8").description
+    assert what.startswith("Paddle Inference: ") and "INT8 kernels" in what and "\n" not in what
+    assert "warning: this CPU" in what and "no AVX512-VNNI / AMX-INT8" in what
+    assert "[--backend auto: INT8 models of tools/quantize.py run under Paddle Inference]" in what
+
+
 def test_quantize_refuses_pir_program(tmp_path, capsys):
     weights, _ = _weights(str(tmp_path))
     pir = str(tmp_path / "pir")
