@@ -31,8 +31,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=positive_int, default=5)
     p.add_argument("--warmup", type=non_negative_int, default=1)
     p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--peak-gflops", type=positive_float,
-                   help="fp32 peak of the threads used (default: cores x clock x FMA)")
+    p.add_argument("--peak-gflops", type=positive_float, help="fp32 peak of the threads (default: cores x clock x FMA)")
     p.add_argument("--tile", type=non_negative_int, default=0, help="tile size (0 = whole image)")
     p.add_argument("--tile-overlap", type=non_negative_int, default=32)
     p.add_argument("--tiled-memory", action="store_true", help="4000 x 3000 image, tile 512, overlap 32, 1 run")
