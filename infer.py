@@ -1,4 +1,4 @@
-"""Restore images with an exported model (export_model.py) under Paddle Inference or ONNX Runtime.
+"""Restore images with an exported model (export_model.py) under OpenVINO, Paddle Inference or ONNX Runtime.
 
     python infer.py --model-dir output/inference --img-path noisy/ --clean-dir clean/ --benchmark True
     python infer.py --model-dir output/inference --backend onnx --img-path photo.png --tile 512
@@ -7,8 +7,9 @@
 
 Without --img-path it restores a built-in test image (a noisy crop of scikit-image's astronaut photograph).
 With --dmsp-task an exported DAE is the prior of the DMSP solver (no --img-path: a degraded sharp crop).
-The Paddle configuration follows the files in --model-dir: inference.pdmodel runs the fast oneDNN
-configuration, inference.json the safe PIR one; the first line printed says which.
+--backend auto (the default) runs the fastest engine installed that reads the export: OpenVINO, else Paddle
+Inference's OpenVINO engine, else Paddle Inference with oneDNN; the first line printed says which, and why a
+faster one was skipped.  --backend openvino | paddle-openvino | paddle | onnx forces one.
 """
 from utils.cli import ArgumentParser, add_task_argument, folder, positive_int, run_main, str2bool
 
@@ -16,6 +17,7 @@ from utils.cli import ArgumentParser, add_task_argument, folder, positive_int, r
 def parse_args(argv):
     from utils.deploy.accelerators import add_device_arguments
     from utils.deploy.restoration import add_tile_arguments
+    from utils.deploy.runners import BACKENDS
     from utils.dmsp.restore import add_dmsp_arguments
 
     p = ArgumentParser(description=__doc__)
@@ -23,7 +25,7 @@ def parse_args(argv):
     p.add_argument("--img-path", "--img_path", "--image_dir", "--image-dir", "--noisy-dir", "--noisy_dir",
                    dest="img_path", help="image file, folder or glob (default: the built-in test image)")
     p.add_argument("--clean-dir", "--clean_dir", "--gt", dest="gt", help="ground truth file or folder (PSNR/SSIM)")
-    p.add_argument("--backend", choices=("paddle", "onnx"), default="paddle")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="engine (default: %(default)s)")
     add_device_arguments(p)  # --device, --use-gpu, --use-npu, --use-tensorrt, --trt-max-side
     p.add_argument("--enable-mkldnn", "--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU")
     p.add_argument("--cpu-threads", "--cpu_threads", type=positive_int, default=None, help="CPU threads (default: all)")

@@ -32,7 +32,8 @@ def parse_args(argv=None):
                    help="images of equal size restored together (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic and the prior's noise")
     p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "inference"],
-                   help="how the DAE runs: auto = Paddle Inference on the CPU, dygraph elsewhere")
+                   help="how the DAE runs: auto = exported, under infer.py's default engine on the CPU; dygraph "
+                        "elsewhere")
     add_device_argument(p)
     return p.parse_args(argv)
 

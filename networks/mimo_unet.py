@@ -12,12 +12,14 @@ Differences from the official model, none of which changes its weights or its ou
 - any height and width: the input is edge-padded to a multiple of 4 and every output cropped back, to
   (ceil(H/4), ceil(W/4)), (ceil(H/2), ceil(W/2)) and (H, W) -- the pixels of each scale that sample the
   original image (the input pyramid takes every second pixel, starting with the first);
-- nearest resizes by 1/2 are strided slices and by 2 are tiled copies, not ``interpolate``: the same pixels
-  (PyTorch's nearest picks index 2i when halving and repeats each pixel when doubling), exact in every
-  Paddle export and inference path (oneDNN's nearest x0.5 picks other pixels, and the PIR exporter's
-  oneDNN placement rejects interpolate altogether).
+- nearest resizes by 1/2 are strided slices, not ``interpolate``: the pixels PyTorch's nearest picks when
+  halving (index 2i), exact in every Paddle export and inference path (oneDNN's nearest x0.5 picks other
+  pixels).  Doubling is ``interpolate`` (nearest, scale 2), which repeats each pixel in a 2 x 2 block in
+  every path (dygraph, both export formats, oneDNN, OpenVINO, ONNX) and converts to one resize op for the
+  engines, where a tiled copy would add tile and layout-reorder ops.
 """
 import paddle
+import paddle.nn.functional as F
 from paddle import nn
 
 from .common import pad_to_multiple, torch_default_init
@@ -33,10 +35,7 @@ def nearest_half(x):
 
 def nearest_double(x):
     """Nearest-neighbour upsampling by 2: every pixel repeated in a 2 x 2 block."""
-    w = x.shape[3]
-    # tile, not expand: Paddle's CPU expand kernel is about 25 x slower on this 6-D broadcast
-    x = paddle.tile(x.unsqueeze([3, 5]), [1, 1, 1, 2, 1, 2])  # [N, C, H, 2, W, 2]
-    return x.reshape([0, 0, -1, w * 2])
+    return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
 class BasicConv(nn.Layer):

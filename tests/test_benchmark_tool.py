@@ -37,7 +37,7 @@ def _record(model, backend, **extra):
 
 def test_markdown_from_several_json_files(tmp_path, capsys):
     a, b, md = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "perf.md"
-    a.write_text(json.dumps([_record("MIRNet_v2", "inference")]))
+    a.write_text(json.dumps([_record("MIRNet_v2", "inference", engine="openvino", pct_peak=1.3)]))
     b.write_text(json.dumps([_record("MIMOUNet", "bf16", median_s=None, error="needs a CPU with AMX"),
                              _record("MIRNet_v2", "train", images_per_s=1.5, reader_share=0.031, batch_size=8,
                                      patch_size=128, num_workers=8)]))
@@ -45,7 +45,7 @@ def test_markdown_from_several_json_files(tmp_path, capsys):
     assert [r["backend"] for r in records] == ["inference", "bf16", "train"]
     text = md.read_text()
     assert text.startswith("Measured on: Test CPU, 2 cores") and text.count("\n|") == 5  # header, rule, 3 rows
-    assert "| MIRNet_v2 | inference | fp32 | 64 x 48 | 2 | 0.5 | 0.4 | 0.006 |" in text
+    assert "| MIRNet_v2 | inference | openvino | fp32 | 64 x 48 | 2 | 0.5 | 0.4 | 0.006 | 1.3 | 1.0 | 300.0 |" in text
     assert "needs a CPU with AMX" in text and "reader 3.1 % of each iteration" in text
     capsys.readouterr()
     bad = tmp_path / "bad.json"
@@ -53,6 +53,23 @@ def test_markdown_from_several_json_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_main(benchmark.main, ["--from-json", str(bad)])
     assert "is not a list of benchmark records" in capsys.readouterr().err
+
+
+def test_inference_records_name_the_engine_and_the_flop_rate():
+    from networks import build_network
+    from utils.deploy.model_card import macs_at
+    from utils.deploy.runners import openvino_module
+
+    cfg = {"n_feat": 16, "n_MRB": 1}
+    default, onednn = benchmark.main(["--models", "MIRNet_v2", "-o", "MIRNet_v2.n_feat=16", "-o", "MIRNet_v2.n_MRB=1",
+                                      "--backends", "inference", "onednn", "--size", "21", "19", "--repeat", "1",
+                                      "--warmup", "0", "--peak-gflops", "100"])
+    assert default["engine"] == ("openvino" if openvino_module() else "paddle-openvino")
+    assert onednn["engine"] == "paddle"
+    assert "oneDNN" in onednn["device"] and default["machine"]["peak_gflops"] == 100
+    gflop = 2 * macs_at(build_network({"name": "MIRNet_v2", **cfg}), 21, 19) / 1e9
+    for rec in (default, onednn):
+        assert rec["gflop"] == round(gflop, 2) and rec["pct_peak"] == round(gflop / rec["median_s"], 1)
 
 
 def test_time_limit_gives_error_record_with_memory(capsys):

@@ -1,8 +1,10 @@
-"""Deployment: export (legacy + PIR formats, ONNX), Paddle Inference configurations, infer.py, alignment tools.
+"""Deployment: export (legacy + PIR formats, ONNX), the engines and Paddle Inference configurations, infer.py,
+alignment tools.
 
 Every registered network (tiny configs from test_networks.TINY) is exported once per module; dygraph, the
-exported graph under infer.py's default CPU configuration, the safe PIR configuration and ONNX Runtime must
-agree to 1e-4 on images of several sizes, one with sides that are not multiples of 4.
+exported graph under every engine (infer.py's default, OpenVINO, Paddle Inference's OpenVINO engine and oneDNN,
+ONNX Runtime), the safe PIR configuration must agree to 1e-4 on images of several sizes, some with sides that are
+not multiples of 4.
 """
 import os
 import re
@@ -21,7 +23,7 @@ from networks import NETWORKS
 from utils.deploy import alignment
 from utils.deploy.export import export_model as export_network
 from utils.deploy.restoration import default_image, restore, save_reprod_log
-from utils.deploy.runners import DygraphRunner, OnnxRunner, PaddleRunner
+from utils.deploy.runners import BACKENDS, DygraphRunner, OnnxRunner, PaddleRunner, make_runner, openvino_module
 from utils.deploy.tiling import TilePlan
 from utils.image_io import ImageInfo, read_image, write_image
 
@@ -67,6 +69,22 @@ def test_export_writes_legacy_program_onnx_and_metadata(exported):
     assert meta["format"] == "pdmodel" and meta["size_multiple"] == net.size_multiple
     assert meta["input"]["range"] == [0.0, 1.0] and meta["tile"] == {"size": 512, "overlap": 32,
                                                                      "auto_above_pixels": 1024 * 1024}
+    if openvino_module() is not None:  # OpenVINO read the program and matched the network at export time
+        assert meta["openvino"]["max_abs_diff"] <= TOL and "error" not in meta["openvino"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_matches_dygraph_on_odd_sizes(exported, backend):
+    """Parity of each engine with dygraph, sizes changing between calls (dynamic shapes, no stale output)."""
+    if backend in ("auto", "openvino") and openvino_module() is None:
+        pytest.skip("openvino is not installed")
+    _, net, _, model_dir = exported
+    runner, dygraph = make_runner(backend, model_dir, "cpu", 2), DygraphRunner(net)
+    assert runner.engine == ("openvino" if backend == "auto" else backend)
+    for h, w in SIZES[1:] + SIZES[1:2]:
+        x = np.random.RandomState(h * w).rand(1, 3, h, w).astype(np.float32)
+        got = runner(x)
+        assert got.shape == x.shape and np.abs(got - dygraph(x)).max() <= TOL, (backend, h, w)
 
 
 def test_infer_default_config_matches_dygraph_with_benchmark_report(exported, tmp_path, capsys):
@@ -77,7 +95,10 @@ def test_infer_default_config_matches_dygraph_with_benchmark_report(exported, tm
                 "--cpu_threads", "2", "--save-dir", str(out), "--tile", "0"] + ANY_TASK)
     text = capsys.readouterr().out
     first = text.splitlines()[0]
-    assert "legacy program inference.pdmodel on cpu, oneDNN + memory optimisation" in first, first
+    if openvino_module() is not None:  # the fastest engine installed
+        assert first.startswith("OpenVINO ") and first.endswith("[--backend auto: the fastest engine]"), first
+    else:
+        assert "[--backend auto: skipped OpenVINO: not installed (pip install openvino)]" in first, first
     for block in ("Env info", "Paddle info", "Conf info", "Model info", "Data info", "Perf info"):
         assert block in text
     perf = re.search(r"^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\] root INFO: +preprocess_time\(ms\): ([\d.]+), "

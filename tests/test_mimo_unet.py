@@ -50,7 +50,16 @@ def test_nearest_resizes_match_interpolate(shape):
     x = paddle.rand(shape)
     h, w = shape[2] // 2, shape[3] // 2
     np.testing.assert_array_equal(nearest_half(x).numpy(), F.interpolate(x, size=[h, w], mode="nearest").numpy())
-    np.testing.assert_array_equal(nearest_double(x).numpy(), F.interpolate(x, scale_factor=2, mode="nearest").numpy())
+    np.testing.assert_array_equal(nearest_double(x).numpy(), x.numpy().repeat(2, axis=2).repeat(2, axis=3))
+
+
+def test_nearest_double_gradient_sums_each_block():
+    x = paddle.rand([2, 3, 5, 7])
+    x.stop_gradient = False
+    g = np.random.RandomState(0).rand(2, 3, 10, 14).astype("float32")
+    (nearest_double(x) * paddle.to_tensor(g)).sum().backward()
+    blocks = g.reshape(2, 3, 5, 2, 7, 2).sum(axis=(3, 5))
+    np.testing.assert_allclose(x.grad.numpy(), blocks, rtol=1e-6)
 
 
 def test_plus_dropout_only_in_training():

@@ -13,7 +13,7 @@ from networks import build_network
 from tools import model_card as card_tool
 from tools import quantize as quantize_tool
 from utils.deploy import runners as inf
-from utils.deploy.model_card import count_macs, count_parameters
+from utils.deploy.model_card import count_macs, count_parameters, macs_at
 from utils.deploy.restoration import default_image
 from utils.deploy.runners import DygraphRunner, PaddleRunner, predictor_config
 from utils.image_io import ImageInfo, write_image
@@ -83,6 +83,17 @@ def test_int8_warns_on_cpus_without_int8_dot_products(int8_model, monkeypatch):
     assert "INT8 kernels" in what and "warning" not in what
 
 
+def test_int8_through_the_default_engine_says_so_in_one_line(int8_model, monkeypatch):
+    _, _, int8 = int8_model
+    monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, False))
+    with pytest.raises(inf.UserError, match="holds an INT8 model: run it with --precision int8"):
+        inf.make_runner("auto", int8, threads=1)  # fp32 asked of an INT8 model
+    what = inf.make_runner("auto", int8, threads=1, precision="int8").description
+    assert what.startswith("Paddle Inference: ") and "INT8 kernels" in what and "\n" not in what
+    assert "warning: this CPU" in what and "no AVX512-VNNI / AMX-INT8" in what
+    assert "[--backend auto: INT8 models of tools/quantize.py run under Paddle Inference]" in what
+
+
 def test_quantize_refuses_pir_program(tmp_path, capsys):
     weights, _ = _weights(str(tmp_path))
     pir = str(tmp_path / "pir")
@@ -95,7 +106,7 @@ def test_quantize_refuses_pir_program(tmp_path, capsys):
 def test_bf16_refused_without_instructions_and_configured_with_them(int8_model, monkeypatch, capsys):
     _, fp32, _ = int8_model
     monkeypatch.setattr(inf, "cpu_instructions", lambda: (False, False))
-    msg = one_line_error(capsys, infer.main, ["--model-dir", fp32, "--precision", "bf16"])
+    msg = one_line_error(capsys, infer.main, ["--model-dir", fp32, "--precision", "bf16", "--backend", "paddle"])
     assert "needs a CPU with AVX512-BF16 or AMX" in msg
     assert msg.count("\n") == 0 and "use fp32 or int8" in msg
 
@@ -147,6 +158,12 @@ def test_official_gmacs(name, official):
     # fully convolutional with sides divisible by 4: the count scales exactly with the pixels
     macs = count_macs(build_network({"name": name}), 32, 32) * (256 * 256) / (32 * 32)
     assert abs(macs / 1e9 - official) / official < 0.002
+
+
+def test_macs_at_any_size_without_running_it():
+    net = build_network({"name": "MIRNet_v2", "n_feat": 16, "n_MRB": 1})
+    for h, w in ((61, 97), (20, 36)):
+        assert macs_at(net, h, w) == count_macs(net, h, w)
 
 
 def test_model_card_tool(tmp_path, capsys):

@@ -3,6 +3,7 @@
     python tools/alignment.py record --backend dygraph --weights W --out align/dygraph.npy
     python tools/alignment.py record --backend paddle --model-dir output/inference --out align/static.npy
     python tools/alignment.py record --backend onnx --model-dir output/inference --out align/onnx.npy
+    python tools/alignment.py record --backend openvino --model-dir output/inference --out align/openvino.npy
     python tools/alignment.py compare align/dygraph.npy align/static.npy --threshold 1e-5
     python tools/alignment.py record --backend paddle --model-dir output/inference --device npu --out align/npu.npy
 
@@ -18,17 +19,17 @@ def main(argv=None):
     from utils.checkpoint import build_from_weights
     from utils.cli import ArgumentParser, add_device_argument, positive_int
     from utils.deploy import alignment
-    from utils.deploy.runners import DygraphRunner, infer_device, make_runner
+    from utils.deploy.runners import BACKENDS, DygraphRunner, infer_device, make_runner
     from utils.device import set_device
     from utils.fileio import check_not_inputs, output_file
 
     p = ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("record", help="record outputs on the fixed inputs")
-    r.add_argument("--backend", choices=("dygraph", "paddle", "onnx"), default="dygraph")
+    r.add_argument("--backend", choices=("dygraph",) + BACKENDS, default="dygraph")
     r.add_argument("--weights", help="weights file (dygraph)")
     r.add_argument("-c", "--config", help="training config (dygraph, when no config.yml is beside the weights)")
-    r.add_argument("--model-dir", help="exported model folder (paddle, onnx)")
+    r.add_argument("--model-dir", help="exported model folder (every backend but dygraph)")
     r.add_argument("--sizes", default="64x64,61x97,33x31", help="HxW list (default: %(default)s)")
     r.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all)")
     add_device_argument(r, default="cpu")

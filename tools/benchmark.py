@@ -1,6 +1,6 @@
 """Benchmark inference and training: latency, Mpixel/s, load time, peak memory per model and backend.
 
-    python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends dygraph inference onnx int8 bf16 \
+    python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends inference openvino onednn onnx int8 bf16 \
         --size 256 256 --repeat 5 --threads 2 --json output/benchmark.json --markdown output/benchmark.md
     python tools/benchmark.py --tiled-memory --backends inference   # 4000 x 3000 image, tiles 512 / overlap 32
     python tools/benchmark.py --models MIRNet_v2 MIMOUNet --backends train --train-batch 2 --size 128 128  # s/step
@@ -31,6 +31,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=positive_int, default=5)
     p.add_argument("--warmup", type=non_negative_int, default=1)
     p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--peak-gflops", type=positive_float, help="fp32 peak of the threads (default: cores x clock x FMA)")
     p.add_argument("--tile", type=non_negative_int, default=0, help="tile size (0 = whole image)")
     p.add_argument("--tile-overlap", type=non_negative_int, default=32)
     p.add_argument("--tiled-memory", action="store_true", help="4000 x 3000 image, tile 512, overlap 32, 1 run")
@@ -58,7 +59,7 @@ def main(argv=None):
         if args.tiled_memory:
             args.size, args.tile, args.tile_overlap, args.repeat, args.warmup = [3000, 4000], 512, 32, 1, 0
         records = bm.run_all(models, args.backends, bm.base_spec(args), model_overrides(args.override, models),
-                             args.timeout, echo=lambda line: print(line, flush=True))
+                             args.timeout, echo=lambda line: print(line, flush=True), peak=args.peak_gflops)
         print(f"machine: {bm.describe_machine(records[0]['machine'])}" if records else "no records")
     print(bm.table(records))
     if args.json:

@@ -35,6 +35,11 @@ class DeviceError(UserError):
     """A device this Paddle build or this machine does not have."""
 
 
+class EngineError(UserError):
+    """An inference engine that is not installed here, or that cannot run this exported model; the automatic
+    engine choice (``--backend auto``) then moves on to the next engine."""
+
+
 class ImageError(UserError, ValueError):
     """An unreadable, unsupported or mismatched image; the message names the file."""
 

@@ -6,18 +6,21 @@ child's peak resident memory from ``os.wait4``.  A worker restores a random imag
 ``warmup`` times untimed, then ``repeat`` times timed (tiled when a tile size is given).  Backends:
 
 - ``dygraph``: the network in Paddle dygraph (what predict.py runs);
-- ``inference``: the exported static graph under Paddle Inference with infer.py's default CPU configuration;
-- ``onnx``: ONNX Runtime on the paddle2onnx model;
+- ``inference``: the exported model under infer.py's default engine (``--backend auto``: the fastest installed);
+- ``openvino``, ``paddle-openvino``, ``onednn``, ``onnx``: the exported model under one engine, forced (OpenVINO;
+  Paddle Inference's OpenVINO engine; Paddle Inference with oneDNN; ONNX Runtime on the paddle2onnx model);
 - ``int8``: the tools/quantize.py model (post-training quantisation) with oneDNN INT8 kernels;
-- ``bf16``: the exported graph with oneDNN bfloat16 kernels (refused on CPUs without AVX512-BF16 / AMX);
+- ``bf16``: the exported model in bfloat16 under the default engine (refused on CPUs without AVX512-BF16 / AMX);
 - ``train``: the training engine's step on the model's recipe (its first progressive stage: loss, optimizer,
   batch and patch, or ``train_batch`` and the requested size) and its lite data: seconds per optimizer step,
   images/s and the share of each iteration spent waiting for data.
 
 A backend that cannot run gives a record with an ``error`` string.  Records are dicts with the keys in
-``RECORD_KEYS`` (plus ``tile``, ``tile_overlap``, ``repeat``, ``mpix_per_s``, ``device``, ``error``,
-``machine``; training records add ``images_per_s``, ``reader_share``, ``batch_size``, ``num_workers``,
-``loss``, ``train_step`` and ``cpu_math``).
+``RECORD_KEYS`` (plus ``tile``, ``tile_overlap``, ``repeat``, ``mpix_per_s``, ``device`` (the engine's
+one-line description), ``error``, ``machine``; inference records add ``cpu_s``, ``gflop`` (twice the model
+card's multiply-accumulates of one untiled image), ``gflop_per_s`` and ``pct_peak``, the share of
+``machine["peak_gflops"]``, the CPU's fp32 peak for the threads used; training records add ``images_per_s``,
+``reader_share``, ``batch_size``, ``num_workers``, ``loss``, ``train_step`` and ``cpu_math``).
 """
 import json
 import os
@@ -28,11 +31,14 @@ import sys
 import tempfile
 import time
 
-RECORD_KEYS = ("model", "backend", "precision", "height", "width", "threads", "median_s", "min_s", "load_s",
-               "peak_rss_mb")
-BACKENDS = ("dygraph", "inference", "onnx", "int8", "bf16", "train")
+RECORD_KEYS = ("model", "backend", "engine", "precision", "height", "width", "threads", "median_s", "min_s",
+               "load_s", "peak_rss_mb")
+BACKENDS = ("dygraph", "inference", "openvino", "paddle-openvino", "onednn", "onnx", "int8", "bf16", "train")
 PRECISION = {"int8": "int8", "bf16": "bf16"}
-EXPORTED = ("inference", "onnx", "int8", "bf16")
+EXPORTED = ("inference", "openvino", "paddle-openvino", "onednn", "onnx", "int8", "bf16")
+ENGINE_OF = {"inference": "auto", "onednn": "paddle", "int8": "paddle", "bf16": "auto"}  # else the backend's name
+# fp32 FLOP per cycle and core: two fused multiply-add units of 8 (AVX2) or 16 (AVX-512) floats
+FLOP_PER_CYCLE = {"avx512f": 64, "avx2": 32}
 # per network: the recipe whose first progressive stage (loss, optimizer, batch, patch) the ``train`` backend
 # runs, the lite data it trains on (python tools/make_lite_data.py --task all) and the make_lite_data task
 TRAIN_RECIPES = {
@@ -69,13 +75,43 @@ def machine_info():
 
     cores = available_cores()
     return {"cpu": model, "cores": cores, "flags": [f for f in interesting if f in flags],
-            "python": platform.python_version(), "paddle": paddle_version}
+            "python": platform.python_version(), "paddle": paddle_version, "ghz": cpu_ghz(model)}
+
+
+def cpu_ghz(model_name=""):
+    """The CPU's nominal clock in GHz: from its model name ('... @ 2.40GHz'), else cpufreq's maximum, else
+    /proc/cpuinfo's current 'cpu MHz' (a virtual machine may report the host's timer clock there: pass
+    --peak-gflops when the nominal clock is known)."""
+    import re
+
+    found = re.search(r"@\s*([\d.]+)\s*GHz", model_name or "")
+    if found:
+        return float(found.group(1))
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", encoding="utf-8") as f:
+            return int(f.read().strip()) / 1e6
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            mhz = [float(ln.split(":", 1)[1]) for ln in f if ln.startswith("cpu MHz")]
+        return round(max(mhz) / 1000.0, 3) if mhz else None
+    except (OSError, ValueError):
+        return None
+
+
+def peak_gflops(machine, threads):
+    """fp32 peak of ``threads`` cores of ``machine`` (machine_info) in GFLOP/s: cores x clock x FLOP per cycle."""
+    per_cycle = next((v for flag, v in FLOP_PER_CYCLE.items() if flag in machine.get("flags", ())), 16)
+    if not machine.get("ghz"):
+        return None
+    return round(min(int(threads), int(machine.get("cores") or threads)) * machine["ghz"] * per_cycle, 1)
 
 
 def prepare(model, overrides, folder, backends):
     """Random weights (with config.yml) for ``model`` in ``folder`` and, when needed, its export and INT8 model.
 
-    Returns {backend: error or None}: a failed export marks the backends that need it.
+    Returns ({backend: error or None}, the network): a failed export marks the backends that need it.
     """
     import paddle
     import yaml
@@ -100,7 +136,7 @@ def prepare(model, overrides, folder, backends):
             errors.update({b: f"export failed: {_first_line(exc)}" for b in EXPORTED if b in errors})
     if "int8" in backends and not errors["int8"]:
         errors["int8"] = _quantize(folder)
-    return errors
+    return errors, net
 
 
 def _first_line(exc):
@@ -122,16 +158,28 @@ def _quantize(folder, images=2, size=64):
     return None
 
 
+def vm_hwm_mb(pid="self"):
+    """Peak resident memory of process ``pid`` itself (VmHWM), in MiB; None where /proc does not tell."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            return next((round(int(ln.split()[1]) / 1024.0, 1) for ln in f if ln.startswith("VmHWM:")), None)
+    except (OSError, ValueError):
+        return None
+
+
 def measure(spec, timeout=None):
     """Run one measurement in a child process (``python -m utils.deploy.benchmark SPEC``); returns its record
-    with peak_rss_mb from the child's rusage."""
+    with peak_rss_mb.  Inference records take the child's own peak (VmHWM, read while it runs): the rusage
+    maximum of a child also counts the parent's memory, which a child started by fork / vfork and exec
+    inherits (Linux).  Training records keep the rusage maximum, which covers the data workers."""
     env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
     env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([sys.executable, "-m", "utils.deploy.benchmark", json.dumps(spec)], stdout=out,
                                 stderr=subprocess.STDOUT, env=env, text=True)
-        start, timed_out = time.time(), False
+        start, timed_out, own_peak = time.time(), False, None
         while True:
+            own_peak = vm_hwm_mb(proc.pid) or own_peak
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -154,7 +202,9 @@ def measure(spec, timeout=None):
     else:
         tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [f"exit status {proc.returncode}"]
         record["error"] = f"worker failed (exit {proc.returncode}): {tail[0][:300]}"
-    record["peak_rss_mb"] = round(usage.ru_maxrss / 1024.0, 1)  # Linux reports KiB
+    own_peak = max(record.pop("own_peak_rss_mb", None) or 0, own_peak or 0)
+    record["peak_rss_mb"] = own_peak if own_peak and spec["backend"] != "train" else \
+        round(usage.ru_maxrss / 1024.0, 1)  # Linux reports KiB
     return record
 
 
@@ -167,6 +217,7 @@ def worker(spec):
         result = train_worker(spec) if spec["backend"] == "train" else infer_worker(spec)
     except (UserError, ImportError, RuntimeError, ValueError, OSError) as exc:
         result = {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]}
+    result["own_peak_rss_mb"] = vm_hwm_mb()
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
@@ -185,11 +236,10 @@ def infer_worker(spec):
 
         paddle.set_device("cpu")
         run = DygraphRunner(build_from_weights(os.path.join(folder, "weights.pdparams"))[0])
-    elif backend == "onnx":
-        run = make_runner("onnx", os.path.join(folder, "inference"), "cpu", threads)
     else:
         sub = "inference_int8" if backend == "int8" else "inference"
-        run = make_runner("paddle", os.path.join(folder, sub), "cpu", threads, True, PRECISION.get(backend, "fp32"))
+        run = make_runner(ENGINE_OF.get(backend, backend), os.path.join(folder, sub), "cpu", threads, True,
+                          PRECISION.get(backend, "fp32"))
     load_s = time.perf_counter() - t0
     h, w = spec["height"], spec["width"]
     img = np.random.RandomState(0).rand(1, 3, h, w).astype(np.float32)
@@ -208,7 +258,7 @@ def infer_worker(spec):
     med = statistics.median(times)
     return {"median_s": round(med, 4), "min_s": round(min(times), 4), "load_s": round(load_s, 3),
             "cpu_s": round(statistics.median(cpu), 4), "mpix_per_s": round(h * w / 1e6 / med, 4),
-            "device": getattr(run, "description", backend)}
+            "device": getattr(run, "description", backend), "engine": getattr(run, "engine", backend)}
 
 
 def train_config(spec, root):
@@ -317,15 +367,30 @@ def base_spec(args):
             "train_cpu_static": args.cpu_static}
 
 
-def run_all(models, backends, base, overrides, timeout=None, echo=print):
+def add_flop_rate(record, gflop, peak):
+    """``gflop`` (one untiled image), ``gflop_per_s`` and ``pct_peak`` (of ``peak`` GFLOP/s) of an inference record."""
+    if record.get("error") or record["backend"] == "train" or record.get("tile") or not record.get("median_s"):
+        return record
+    rate = gflop / record["median_s"]
+    record.update(gflop=round(gflop, 2), gflop_per_s=round(rate, 2),
+                  pct_peak=round(100.0 * rate / peak, 1) if peak else None)
+    return record
+
+
+def run_all(models, backends, base, overrides, timeout=None, echo=print, peak=None):
     """Every (model, backend) record; ``base`` holds height, width, threads, repeat, warmup, tile, tile_overlap
-    and the training options; ``overrides`` maps model -> network arguments."""
+    and the training options; ``overrides`` maps model -> network arguments; ``peak``: the CPU's fp32 GFLOP/s
+    for the threads used (default: ``peak_gflops``' estimate)."""
     import tempfile
 
+    from .model_card import macs_at
+
     machine, records = machine_info(), []
+    machine["peak_gflops"] = peak or peak_gflops(machine, base["threads"])
     for model in models:
         with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-            errors = prepare(model, overrides.get(model, {}), folder, [b for b in backends if b in BACKENDS])
+            errors, net = prepare(model, overrides.get(model, {}), folder, [b for b in backends if b in BACKENDS])
+            gflop = 2 * macs_at(net, base["height"], base["width"]) / 1e9
             for backend in backends:
                 spec = {**base, "model": model, "backend": backend, "precision": PRECISION.get(backend, "fp32"),
                         "folder": folder, "overrides": overrides.get(model, {})}
@@ -339,11 +404,11 @@ def run_all(models, backends, base, overrides, timeout=None, echo=print):
                 elif errors.get(backend):
                     rec = {**{k: spec.get(k) for k in RECORD_KEYS}, "error": errors[backend]}
                 else:
-                    rec = measure(spec, timeout)
+                    rec = add_flop_rate(measure(spec, timeout), gflop, machine["peak_gflops"])
                 rec["machine"] = machine
                 records.append(rec)
                 echo(f"{model} {backend}: " + ", ".join(f"{k} {rec[k]}" for k in (
-                    "median_s", "min_s", "load_s", "peak_rss_mb", "images_per_s", "reader_share")
+                    "engine", "median_s", "min_s", "load_s", "peak_rss_mb", "pct_peak", "images_per_s", "reader_share")
                     if rec.get(k) is not None) + (f" error: {rec['error']}" if rec.get("error") else ""))
     return records
 
@@ -360,14 +425,14 @@ def _note(r):
 
 def table(records):
     """Plain-text table of records."""
-    head = ["model", "backend", "precision", "size", "tile", "threads", "median_s", "min_s", "load_s", "peak_rss_mb",
-            "note"]
+    head = ["model", "backend", "engine", "precision", "size", "tile", "threads", "median_s", "min_s", "load_s",
+            "peak_rss_mb", "%peak", "note"]
     rows = [head]
     for r in records:
-        rows.append([r["model"], r["backend"], r.get("precision") or "-", f"{r['height']}x{r['width']}",
-                     str(r.get("tile") or "-"), str(r["threads"]), str(r.get("median_s") or "-"),
-                     str(r.get("min_s") or "-"), str(r.get("load_s") or "-"), str(r.get("peak_rss_mb") or "-"),
-                     _note(r)[:90]])
+        rows.append([r["model"], r["backend"], r.get("engine") or "-", r.get("precision") or "-",
+                     f"{r['height']}x{r['width']}", str(r.get("tile") or "-"), str(r["threads"]),
+                     str(r.get("median_s") or "-"), str(r.get("min_s") or "-"), str(r.get("load_s") or "-"),
+                     str(r.get("peak_rss_mb") or "-"), str(r.get("pct_peak") or "-"), _note(r)[:90]])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(str(c).ljust(wd) for c, wd in zip(row, widths)).rstrip() for row in rows)
 
@@ -391,7 +456,8 @@ def read_records(paths):
 
 def describe_machine(m):
     flags = ", ".join(m.get("flags") or []) or "none of the flags checked"
-    return (f"{m.get('cpu', 'unknown CPU')}, {m.get('cores')} cores available (SIMD: {flags}), Python "
+    peak = f", fp32 peak {m['peak_gflops']} GFLOP/s for the threads used" if m.get("peak_gflops") else ""
+    return (f"{m.get('cpu', 'unknown CPU')}, {m.get('cores')} cores available (SIMD: {flags}){peak}, Python "
             f"{m.get('python')}, Paddle {m.get('paddle')}")
 
 
@@ -400,14 +466,15 @@ def markdown(records):
     if not records:
         return "No benchmark records.\n"
     lines = [f"Measured on: {describe_machine(records[0].get('machine') or {})}.", "",
-             "| model | backend | precision | input | threads | median s | min s | Mpixel/s | load s | peak RSS MB "
-             "| note |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| model | backend | engine | precision | input | threads | median s | min s | Mpixel/s | % fp32 peak "
+             "| load s | peak RSS MB | note |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
         size = f"{r['height']} x {r['width']}" + (f", tiles {r['tile']}" if r.get("tile") else "")
         note = r["error"] if r.get("error") else (_note(r) if r["backend"] == "train" else r.get("device", ""))
-        cells = [r["model"], r["backend"], r.get("precision") or "", size, r["threads"], r.get("median_s"),
-                 r.get("min_s"), r.get("mpix_per_s"), r.get("load_s"), r.get("peak_rss_mb"), note.replace("|", "/")]
+        cells = [r["model"], r["backend"], r.get("engine"), r.get("precision") or "", size, r["threads"],
+                 r.get("median_s"), r.get("min_s"), r.get("mpix_per_s"), r.get("pct_peak"), r.get("load_s"),
+                 r.get("peak_rss_mb"), note.replace("|", "/")]
         lines.append("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -76,7 +76,7 @@ def open_choices(weights=(), model_dirs=(), device="auto"):
     for folder in model_dirs:
         from ..dmsp.solver import runner_denoiser
 
-        runner = make_runner("paddle", folder, infer_device(device))
+        runner = make_runner("auto", folder, infer_device(device))
         name, source = read_meta(folder).get("model_name", "model"), os.path.basename(os.path.normpath(folder))
         if name in DAE_NETWORKS:
             choices += _dmsp_choices(runner_denoiser(runner), f"exported {source}")

@@ -6,9 +6,12 @@ value range, channel order or multi-scale outputs the network has.  ``inference.
 model name, network config, value spaces, size multiple, tile defaults and format for infer.py.
 
 Formats (Paddle 3.3.1), both written in-process whatever IR the process runs (``paddle.pir_utils`` guards):
-- ``pdmodel`` (default): the legacy program (``inference.pdmodel``).  Under Paddle Inference with oneDNN and
-  memory optimisation it is the fastest correct CPU path, and paddle2onnx 1.3.1 converts it to ONNX.
-- ``json``: the PIR program (``inference.json``), which infer.py runs with the safe oneDNN configuration.
+- ``pdmodel`` (default): the legacy program (``inference.pdmodel``).  OpenVINO's Paddle frontend reads it as it
+  is (the fastest CPU engine, infer.py's default when ``openvino`` is installed; the export checks it against the
+  network and records the result in ``inference.yml``), so do Paddle Inference (its OpenVINO engine, or oneDNN)
+  and paddle2onnx 1.3.1.
+- ``json``: the PIR program (``inference.json``), which infer.py runs with the safe oneDNN configuration (no
+  OpenVINO engine reads it).
 """
 import contextlib
 import os
@@ -43,7 +46,7 @@ def save_static(net, folder, fmt="pdmodel"):
         paddle.jit.save(static, os.path.join(folder, "inference"))
 
 
-def _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx):
+def _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx, openvino=None):
     import paddle
 
     from networks import task_of
@@ -56,6 +59,7 @@ def _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx):
         "program": "inference.pdmodel" if fmt == "pdmodel" else "inference.json",
         "params": "inference.pdiparams",
         "onnx": "inference.onnx" if onnx else None,
+        "openvino": openvino,
         "input": {"layout": "NCHW", "dtype": "float32", "channel_order": "RGB", "range": [0.0, 1.0]},
         "output": "full-resolution restoration, same layout, order and range as the input",
         "network_space": {"channel_order": getattr(net, "channel_order", "RGB"),
@@ -83,6 +87,39 @@ def onnx_bytes(folder, opset=13):
                         "(paddle2onnx 1.3.1 is the version known to convert these networks)") from None
 
 
+def odd_input(net):
+    """A random 1 x 3 x H x W input whose sides are not multiples of the network's size multiple."""
+    import numpy as np
+
+    m = int(getattr(net, "size_multiple", 1))
+    return np.random.RandomState(0).rand(1, 3, 4 * m + 3, 5 * m + 1).astype(np.float32)
+
+
+def check_openvino(net, folder, tolerance=ONNX_TOLERANCE):
+    """OpenVINO (the ``openvino`` package) on the legacy program in ``folder`` against the dygraph network on an
+    odd-sized input, for inference.yml: ``{'version', 'max_abs_diff'}``, or ``{'version', 'error'}`` when it does
+    not convert or differs by more than ``tolerance`` (infer.py's automatic choice then leaves the OpenVINO
+    engines out); None when OpenVINO is not installed."""
+    import numpy as np
+
+    from ..errors import EngineError
+    from .runners import DygraphRunner, OpenVinoRunner, openvino_module
+
+    ov = openvino_module()
+    if ov is None:
+        return None
+    version, x = ov.__version__.split("-")[0], odd_input(net)
+    try:
+        got = OpenVinoRunner(folder, onnx_fallback=False)(x)
+    except EngineError as exc:
+        return {"version": version, "error": f"OpenVINO {version} {exc}"}
+    want = DygraphRunner(net)(x)
+    diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+    if not diff <= tolerance:
+        return {"version": version, "error": f"OpenVINO {version} differs from the network by {diff:.3g}"}
+    return {"version": version, "max_abs_diff": float(f"{diff:.3g}")}
+
+
 def check_onnx(net, data, tolerance=ONNX_TOLERANCE):
     """Largest absolute difference between the ONNX model ``data`` and the dygraph network on an odd-sized
     input; raises UserError above ``tolerance`` (a converter bug must not ship)."""
@@ -91,8 +128,7 @@ def check_onnx(net, data, tolerance=ONNX_TOLERANCE):
 
     from .runners import DygraphRunner
 
-    m = int(getattr(net, "size_multiple", 1))
-    x = np.random.RandomState(0).rand(1, 3, 4 * m + 3, 5 * m + 1).astype(np.float32)
+    x = odd_input(net)
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     want = DygraphRunner(net)(x)
@@ -128,7 +164,8 @@ def export_model(net, net_cfg, save_dir, fmt="pdmodel", onnx=False, opset=13, ti
         save_static(net, tmp, fmt)
         data = onnx_bytes(tmp, opset) if onnx else None
         diff = check_onnx(net, data) if onnx else None
-        meta = _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx)
+        checked = check_openvino(net, tmp) if fmt == "pdmodel" else None
+        meta = _meta(net, net_cfg, fmt, tile, overlap, auto_pixels, onnx, checked)
         for name in EXPORT_FILES:
             stale = os.path.join(save_dir, name)
             if os.path.isfile(stale):

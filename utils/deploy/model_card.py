@@ -58,6 +58,19 @@ def count_macs(net, height, width, channels=3):
     return total[0]
 
 
+def macs_at(net, height, width, channels=3):
+    """``count_macs`` at any size without a forward pass at that size (the benchmark asks for 1024 x 1024 and
+    4000 x 3000).  The network pads its input to its size multiple m, and then every layer either scales with the
+    padded pixel count (convolutions at a fixed fraction of the resolution) or does not depend on it (layers
+    after global pooling): the count is a + b * pixels, fitted exactly from two small sizes."""
+    m = max(int(getattr(net, "size_multiple", 1)), 1)
+    small, large = 8 * m, 16 * m
+    a_small, a_large = count_macs(net, small, small, channels), count_macs(net, large, large, channels)
+    per_pixel = (a_large - a_small) / float(large * large - small * small)
+    pixels = (-(-int(height) // m) * m) * (-(-int(width) // m) * m)
+    return int(round(a_small + per_pixel * (pixels - small * small)))
+
+
 def count_parameters(net):
     return sum(_prod(p.shape) for p in net.parameters())
 

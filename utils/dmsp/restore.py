@@ -146,8 +146,8 @@ def load_dae(weights):
 
 
 def make_denoiser(net, backend="auto"):
-    """Denoiser callable: 'dygraph', 'inference' (Paddle Inference, oneDNN on the CPU) or 'auto' (inference on
-    the CPU, where it is several times faster, dygraph elsewhere)."""
+    """Denoiser callable: 'dygraph', 'inference' (the exported DAE under infer.py's default CPU engine) or 'auto'
+    (inference on the CPU, where it is several times faster, dygraph elsewhere)."""
     import paddle
 
     from .solver import inference_denoiser, layer_denoiser
@@ -236,6 +236,8 @@ def restore_files(inputs, weights, kernel_path, settings, output, kernel_index=0
     files = list_images(inputs)
     stems = output_stems(files, output)
     denoiser = make_denoiser(load_dae(weights), backend)
+    if getattr(denoiser, "description", None):
+        log(f"DAE prior: {denoiser.description}")
     output_dir(output, "--output")
     unreadable = []
     records = restore_groups(_batches(files, settings.batch_size, crop, stems, unreadable), denoiser, kernel,
@@ -306,7 +308,7 @@ def restore_groups(groups, denoiser, kernel, opts, output, log=print, timer=None
     return records
 
 
-# ---- infer.py's DMSP mode: the solver around the exported DAE (Paddle Inference or ONNX Runtime)
+# ---- infer.py's DMSP mode: the solver around the exported DAE (any runner of utils/deploy/runners.py)
 
 def add_solver_arguments(group, kernel_help):
     """The solver's options shared by restore_dmsp.py and infer.py --dmsp-task (values on the 0-255 scale)."""

@@ -231,6 +231,7 @@ def runner_denoiser(run):
         out = np.asarray(run(rgb), dtype=np.float32)[:, ::-1] * np.float32(255.0)
         return paddle.to_tensor(np.ascontiguousarray(out), place=x.place)
 
+    denoise.description = getattr(run, "description", None)  # the engine that runs, for the logs
     return denoise
 
 
@@ -328,16 +329,16 @@ def synthesize(sharp, task="deblur", kernel=None, sigma_d=2.55, scale=2, pattern
 
 
 def inference_denoiser(net, threads=None):
-    """Denoiser callable running ``net`` through Paddle Inference on the CPU (the deployment path: the
-    network is exported to a temporary static model, loaded as infer.py loads it, and the files removed);
-    several times faster than dygraph there."""
+    """Denoiser callable running ``net`` through infer.py's default CPU engine (the deployment path: the network
+    is exported to a temporary static model, loaded by ``--backend auto`` as infer.py loads it, and the files
+    removed; OpenVINO when it is installed, else Paddle Inference); several times faster than dygraph there."""
     import tempfile
 
     from ..deploy.export import export_model
-    from ..deploy.runners import PaddleRunner
+    from ..deploy.runners import make_runner
 
     net.eval()
     with tempfile.TemporaryDirectory(prefix="dmsp_dae_") as folder:
         export_model(net, {"name": type(net).__name__}, folder)
-        runner = PaddleRunner(folder, "cpu", threads)
+        runner = make_runner("auto", folder, "cpu", threads)
     return runner_denoiser(runner)

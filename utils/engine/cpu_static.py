@@ -10,10 +10,10 @@ keys, checkpoints, EMA and validation are unchanged).  Corrections the pass need
 - the OneDNN dialect is registered only once some program has been lowered to kernels, and until then the pass
   silently changes nothing: one tiny program is run first;
 - the pass sets ``is_test=True``, which oneDNN's conv2d refuses in training: it is set back to False;
-- ops whose oneDNN kernel fails in training go back to the CPU kernel: bilinear_interp (an attribute type the
-  kernel bridge cannot convert), add_n (the 0-D loss terms), concat_grad (dnnl errors) and conv2d_transpose
-  (its oneDNN kernel is inference-only: it keeps the weights of its first call, so training would go on with
-  stale weights);
+- ops whose oneDNN kernel fails in training go back to the CPU kernel: bilinear_interp and nearest_interp (an
+  attribute type the kernel bridge cannot convert), add_n (the 0-D loss terms), concat_grad (dnnl errors) and
+  conv2d_transpose (its oneDNN kernel is inference-only: it keeps the weights of its first call, so training
+  would go on with stale weights);
 - gradient ops that oneDNN runs with its slow reference code on these layouts (``ref:any`` in ONEDNN_VERBOSE:
   bias reductions, activation, pooling, softmax and broadcasting-multiply gradients) go back as well;
 - choosing the kernels of mean at a program's first run prints a bare debug line per op on stdout: that first
@@ -37,7 +37,7 @@ import paddle
 AUTO_NETWORKS = ("MIMOUNet",)
 PADDLE_VERSIONS = r"3\.3\.\d+"  # the private hook it relies on is that of these releases
 # onednn_op.* that are given back to the CPU kernel after the placement pass (see the module docstring)
-CPU_KERNEL_OPS = ("bilinear_interp", "add_n", "concat_grad", "conv2d_transpose",
+CPU_KERNEL_OPS = ("bilinear_interp", "nearest_interp", "add_n", "concat_grad", "conv2d_transpose",
                   "add_grad", "relu_grad", "leaky_relu_grad", "multiply_grad", "pool2d_grad", "softmax_grad")
 _ONEDNN_ONLY_ATTRS = {"mkldnn_data_type", "onednn_data_type", "use_quantizer", "scale_x", "scale_y", "scale_out",
                       "is_test", "force_fp32_output"}
