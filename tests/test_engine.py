@@ -185,6 +185,10 @@ def test_micro_batches_accumulate_to_the_full_batch_step(sidd_lite, tmp_path):
 
 
 def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
+    """... and the workers end with fit(): left alive, they would hold the process's inherited file descriptors
+    (a later subprocess's pipes never reached end-of-file)."""
+    import multiprocessing
+
     runs = []
     for workers in (0, 2):
         cfg = tiny_cfg(sidd_lite, tmp_path / str(workers), max_iters=4)
@@ -192,6 +196,7 @@ def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
         t = Trainer(cfg, device="cpu", record_history=True)
         t.fit()
         runs.append([h["loss"] for h in t.history])
+        assert not multiprocessing.active_children()
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
 
 
