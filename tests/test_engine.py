@@ -184,19 +184,37 @@ def test_micro_batches_accumulate_to_the_full_batch_step(sidd_lite, tmp_path):
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
 
 
+_TRAIN_AND_REPORT = """
+import json, multiprocessing, sys, yaml
+sys.path.insert(0, {root!r})
+from utils.engine import Trainer
+t = Trainer(yaml.safe_load(open({cfg!r})), device='cpu', record_history=True)
+t.fit()
+print(json.dumps({{"losses": [h["loss"] for h in t.history], "children": len(multiprocessing.active_children())}}))
+"""
+
+
 def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
-    """... and the workers end with fit(): left alive, they would hold the process's inherited file descriptors
-    (a later subprocess's pipes never reached end-of-file)."""
-    import multiprocessing
+    """The same losses with 0 and 2 data workers, and the workers end with fit(): left alive, they would hold the
+    process's inherited file descriptors.  Each run is its own process (as a training run is), so no data-loader
+    fork happens inside the long test process."""
+    import json
+
+    import yaml
 
     runs = []
     for workers in (0, 2):
         cfg = tiny_cfg(sidd_lite, tmp_path / str(workers), max_iters=4)
         cfg["data"].update(val=None, num_workers=workers)
-        t = Trainer(cfg, device="cpu", record_history=True)
-        t.fit()
-        runs.append([h["loss"] for h in t.history])
-        assert not multiprocessing.active_children()
+        cfg_path = tmp_path / f"cfg{workers}.yml"
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        child = subprocess.run([sys.executable, "-c", _TRAIN_AND_REPORT.format(root=ROOT, cfg=str(cfg_path))],
+                               capture_output=True, text=True, timeout=300)
+        assert child.returncode == 0, child.stderr[-2000:]
+        report = json.loads(child.stdout.strip().splitlines()[-1])
+        assert report["children"] == 0
+        runs.append(report["losses"])
+    assert len(runs[0]) == 4
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
 
 
