@@ -296,8 +296,14 @@ def test_ctrl_c_says_where_to_resume_and_the_command_resumes(sidd_lite, tmp_path
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             start_new_session=True)
     deadline = time.time() + 120
-    while not (model_dir / "state_iter00000004.pdstates").exists() and time.time() < deadline:
-        time.sleep(0.2)
+
+    def saved():  # a resume state from iteration 4 on (older ones are rotated away as the run goes on)
+        names = os.listdir(model_dir) if model_dir.is_dir() else []
+        return any(re.fullmatch(r"state_iter(\d+)\.pdstates", n) and int(n[10:18]) >= 4 for n in names)
+
+    while not saved() and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
