@@ -290,9 +290,11 @@ def test_ctrl_c_says_where_to_resume_and_the_command_resumes(sidd_lite, tmp_path
     cfg_path = tmp_path / "cfg.yml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     model_dir = tmp_path / "model"
+    # SIGINT as a terminal gives it: a library loaded by an earlier test may have set this process's SIGINT to
+    # "ignore", which a child inherits (Python then installs no KeyboardInterrupt handler and the run goes on)
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "-c", str(cfg_path), "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
 
     def saved():  # a resume state from iteration 4 on (older ones are rotated away as the run goes on)
