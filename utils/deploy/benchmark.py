@@ -390,7 +390,8 @@ def run_all(models, backends, base, overrides, timeout=None, echo=print, peak=No
     for model in models:
         with tempfile.TemporaryDirectory(prefix="bench-") as folder:
             errors, net = prepare(model, overrides.get(model, {}), folder, [b for b in backends if b in BACKENDS])
-            gflop = 2 * macs_at(net, base["height"], base["width"]) / 1e9
+            # the FLOP rate is a figure of inference records only: no forward pass for a training-only run
+            gflop = 2 * macs_at(net, base["height"], base["width"]) / 1e9 if set(backends) - {"train"} else None
             for backend in backends:
                 spec = {**base, "model": model, "backend": backend, "precision": PRECISION.get(backend, "fp32"),
                         "folder": folder, "overrides": overrides.get(model, {})}
