@@ -190,14 +190,16 @@ sys.path.insert(0, {root!r})
 from utils.engine import Trainer
 t = Trainer(yaml.safe_load(open({cfg!r})), device='cpu', record_history=True)
 t.fit()
-print(json.dumps({{"losses": [h["loss"] for h in t.history]}}))
+import multiprocessing
+print(json.dumps({{"losses": [h["loss"] for h in t.history],
+                  "workers_alive": len(multiprocessing.active_children())}}))
 """
 
 
 def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
-    """The same losses with 0 and 2 data workers.  Each run is its own process (as a training run is): the
-    workers of a data loader forked inside the long test process outlive fit() and held a later test's
-    subprocess pipes open."""
+    """The same losses with 0 and 2 data workers, and no worker outlives fit() (left alive, workers hold the
+    process's inherited file descriptors: a later subprocess's pipes never reach end-of-file).  Each run is its
+    own process, as a training run is."""
     import json
 
     import yaml
@@ -211,7 +213,9 @@ def test_worker_processes_give_the_same_batches(sidd_lite, tmp_path):
         child = subprocess.run([sys.executable, "-c", _TRAIN_AND_REPORT.format(root=ROOT, cfg=str(cfg_path))],
                                capture_output=True, text=True, timeout=300)
         assert child.returncode == 0, child.stderr[-2000:]
-        runs.append(json.loads(child.stdout.strip().splitlines()[-1])["losses"])
+        report = json.loads(child.stdout.strip().splitlines()[-1])
+        assert report["workers_alive"] == 0, f"{report['workers_alive']} data-loader workers outlived fit()"
+        runs.append(report["losses"])
     assert len(runs[0]) == 4
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
 

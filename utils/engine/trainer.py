@@ -18,6 +18,7 @@ What a run does when something goes wrong:
 import contextlib
 import datetime
 import glob
+import inspect
 import logging
 import math
 import os
@@ -110,6 +111,15 @@ def _amp_dtype_supported(dtype, device):
 # ---------------------------------------------------------------------------------------------------------------
 # Trainer
 # ---------------------------------------------------------------------------------------------------------------
+
+def _shut_down(batches):
+    """Stop the worker processes of a data-loader iterator now.  Its reader thread keeps the iterator alive after
+    the loop over it ends (a break or an error), so without this its workers would outlive ``fit`` and hold
+    inherited file descriptors of the process."""
+    shutdown = getattr(batches, "_try_shutdown_all", None)  # Paddle's iterators (workers only when num_workers > 0)
+    if shutdown is not None:  # a worker that does not stop within 5 s is left to the process's exit handler
+        shutdown(*([5] if "timeout" in inspect.signature(shutdown).parameters else []))
+
 
 class Trainer:
     """Builds everything a run needs from ``cfg`` and trains with ``fit()``.
@@ -324,14 +334,17 @@ class Trainer:
         here, in the main process (DatasetError naming the file; a bug's traceback as RuntimeError)."""
         while self.iter < self.end_iter:
             s = self.plan.index(self.iter)
+            batches = iter(self._stage_loader(s, self.iter))
             try:
-                for batch in self._stage_loader(s, self.iter):
+                for batch in batches:
                     failure = failure_of(batch)
                     if failure is not None:
                         raise failure
                     yield batch
             except DatasetError as exc:
                 raise DatasetError(f"data.train: {_last_line(exc)}") from None
+            finally:
+                _shut_down(batches)
 
     def train_step(self, inp, target):
         """One optimizer step on this card's share of the global batch; returns the (local) loss."""
@@ -415,7 +428,7 @@ class Trainer:
 
         fresh = self.iter == 0
         self._open_outputs(fresh)
-        cfg, metrics, bar = self.cfg, None, None
+        cfg, metrics, bar, batches = self.cfg, None, None, self._batches()
         self._phase = "data"  # what the run is doing: data, step, validate or checkpoint
         try:
             with paddle.utils.unique_name.guard(self._names):
@@ -424,7 +437,7 @@ class Trainer:
                            disable=not self._show_bars())
                 window = dict.fromkeys(("loss", "n", "reader", "batch", "samples"), 0.0)
                 t_begin = t_data = time.perf_counter()
-                for inp, target in self._batches():
+                for inp, target in batches:
                     self._phase = "step"
                     t_start = time.perf_counter()
                     shape = tuple(inp.shape)
@@ -470,6 +483,7 @@ class Trainer:
             self._after_failure(exc)
             raise
         finally:
+            batches.close()  # the data loader's worker processes end with the run, however it ends
             self._close_outputs()
         return metrics
 
