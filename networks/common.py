@@ -1,4 +1,5 @@
-"""Helpers shared by the networks: PyTorch-default initialisation and padding to a size multiple.
+"""Helpers shared by the networks: PyTorch-default initialisation, padding to a size multiple, and the
+element-wise steps of the forward passes (``OPS``).
 
 Paddle's default convolution initialiser (normal with std sqrt(2 / fan_in)) differs from PyTorch's
 (uniform in +-1/sqrt(fan_in)); the official models were trained from PyTorch's default, so the ported
@@ -12,6 +13,35 @@ import paddle.nn.functional as F
 from paddle import nn
 
 _LAYERS = (nn.Conv2D, nn.Conv2DTranspose, nn.Linear)
+
+
+class Ops:
+    """Element-wise steps of the networks' forward passes, as Paddle operators.
+
+    A training engine may set faster kernels for dygraph float32 CPU calls on the instance ``OPS``
+    (``utils/engine/onednn.py``); they compute the same values, and every other call -- static programs,
+    exports, other dtypes and devices -- still reaches these operators."""
+
+    @staticmethod
+    def mul(x, y):
+        return x * y
+
+    @staticmethod
+    def add(x, y):
+        return x + y
+
+    @staticmethod
+    def mean_hw(x):
+        """Mean over H and W, kept as [N, C, 1, 1]."""
+        return F.adaptive_avg_pool2d(x, 1)
+
+    @staticmethod
+    def upsample2(x, mode):
+        """Resize by 2: ``nearest`` (each pixel in a 2 x 2 block) or ``bilinear`` (align_corners False)."""
+        return F.interpolate(x, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+
+
+OPS = Ops()
 
 
 def _fan_in(weight, layer):

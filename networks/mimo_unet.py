@@ -19,10 +19,9 @@ Differences from the official model, none of which changes its weights or its ou
   engines, where a tiled copy would add tile and layout-reorder ops.
 """
 import paddle
-import paddle.nn.functional as F
 from paddle import nn
 
-from .common import pad_to_multiple, torch_default_init
+from .common import OPS, pad_to_multiple, torch_default_init
 
 BASE_CHANNEL = 32
 
@@ -35,7 +34,7 @@ def nearest_half(x):
 
 def nearest_double(x):
     """Nearest-neighbour upsampling by 2: every pixel repeated in a 2 x 2 block."""
-    return F.interpolate(x, scale_factor=2, mode="nearest")
+    return OPS.upsample2(x, "nearest")
 
 
 class BasicConv(nn.Layer):
@@ -110,7 +109,7 @@ class FAM(nn.Layer):
         self.merge = BasicConv(channel, channel, 3, relu=False)
 
     def forward(self, x1, x2):
-        return x1 + self.merge(x1 * x2)
+        return x1 + self.merge(OPS.mul(x1, x2))
 
 
 class MIMOUNet(nn.Layer):

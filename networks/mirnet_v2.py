@@ -10,7 +10,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from .common import pad_to_multiple, torch_default_init
+from .common import OPS, pad_to_multiple, torch_default_init
 
 
 def _add(tensors):
@@ -35,9 +35,9 @@ class SKFF(nn.Layer):
         self.fcs = nn.LayerList([_conv(d, in_channels, 1, bias) for _ in range(height)])
 
     def forward(self, feats):
-        z = self.conv_du(F.adaptive_avg_pool2d(_add(feats), 1))
+        z = self.conv_du(OPS.mean_hw(_add(feats)))
         att = F.softmax(paddle.stack([fc(z) for fc in self.fcs]), axis=0)
-        return _add([f * att[i] for i, f in enumerate(feats)])  # indexing, not unbind: OpenVINO converts it
+        return _add([OPS.mul(f, att[i]) for i, f in enumerate(feats)])  # indexing, not unbind: OpenVINO converts it
 
 
 class ContextBlock(nn.Layer):
@@ -55,8 +55,8 @@ class ContextBlock(nn.Layer):
         mask = F.softmax(logits.reshape([0, 1, -1]), axis=-1).reshape([0, 1, h, w])
         # sum over pixels of x * mask, as a global average pool times H * W: stays in oneDNN's blocked
         # layout (the official reshape + matmul reorders the whole feature map)
-        context = F.adaptive_avg_pool2d(x * mask, 1) * (h * w)  # [N, C, 1, 1]
-        return x + self.channel_add_conv(context)
+        context = OPS.mean_hw(OPS.mul(x, mask)) * (h * w)  # [N, C, 1, 1]
+        return OPS.add(x, self.channel_add_conv(context))
 
 
 class RCB(nn.Layer):

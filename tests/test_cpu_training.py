@@ -145,8 +145,8 @@ def _max_diff(a, b):
 
 @pytest.fixture(scope="module")
 def dygraph_run(gopro, tmp_path_factory):
-    """The reference: 4 iterations of the dygraph step."""
-    t = Trainer(mimo_cfg(gopro, tmp_path_factory.mktemp("dy"), cpu_static=False), device="cpu",
+    """The reference: 4 iterations of the dygraph step on Paddle's own kernels."""
+    t = Trainer(mimo_cfg(gopro, tmp_path_factory.mktemp("dy"), cpu_static=False, onednn_ops=False), device="cpu",
                 record_history=True)
     t.fit()
     assert t.static_step is None and STATIC_LINE not in _log(t)
@@ -157,7 +157,7 @@ def test_static_step_matches_dygraph(gopro, tmp_path, dygraph_run, capfd):
     """Same seed, same batches: the loss curves agree to rtol 1e-4 and the weights after 4 Adam steps (lr 1e-3)
     to 1e-4 absolute; the static step was used throughout (no fallback), and Paddle's oneDNN debug print stays
     off the console while the run's own lines reach it."""
-    t = Trainer(mimo_cfg(gopro, tmp_path, cpu_static="auto"), device="cpu", record_history=True)
+    t = Trainer(mimo_cfg(gopro, tmp_path, cpu_static=True), device="cpu", record_history=True)
     start = _weights(t.net)
     t.fit()
     out = capfd.readouterr().out
@@ -195,7 +195,7 @@ def test_static_step_micro_batches_accumulate_to_the_full_batch(gopro, tmp_path)
     the whole batch in dygraph."""
     runs = []
     for static, micro in ((False, None), (True, 2)):
-        cfg = mimo_cfg(gopro, tmp_path / str(static), iters=3, cpu_static=static)
+        cfg = mimo_cfg(gopro, tmp_path / str(static), iters=3, cpu_static=static, onednn_ops=False)
         cfg["train"]["stages"][0].update(batch_size=3, micro_batch=micro)
         t = Trainer(cfg, device="cpu", record_history=True)
         t.fit()
@@ -248,7 +248,7 @@ def test_static_step_that_cannot_be_set_up_leaves_dygraph_with_its_reason(gopro,
         raise AttributeError("module 'pir_partial_program' has no attribute 'apply_general_passes'")
 
     monkeypatch.setattr(StaticTrainStep, "__init__", no_hook)
-    t = Trainer(mimo_cfg(gopro, tmp_path, iters=1), device="cpu")
+    t = Trainer(mimo_cfg(gopro, tmp_path, iters=1, onednn_ops=False), device="cpu")  # auto: the static step
     assert t.static_step is None
     t.fit()
     lines = [ln for ln in _log(t).splitlines() if "train.cpu_static" in ln]
@@ -257,14 +257,19 @@ def test_static_step_that_cannot_be_set_up_leaves_dygraph_with_its_reason(gopro,
         "attribute 'apply_general_passes'); training in dygraph")
 
 
-def test_ema_and_amp_settings_with_the_default_step(gopro, tmp_path):
-    """ema_decay > 0 with cpu_static auto: the static step trains, the EMA copy follows the network; AMP asked
-    for on the CPU (where it is off) keeps the static step and trains to finite losses."""
-    t = Trainer(mimo_cfg(gopro, tmp_path / "ema", iters=3, ema_decay=0.5,
-                         amp={"enable": True, "level": "O1"}), device="cpu", record_history=True)
+@pytest.mark.parametrize("step", ["default", "static"])
+def test_ema_and_amp_settings(gopro, tmp_path, step):
+    """ema_decay > 0: the step trains (the default one: dygraph on oneDNN kernels; or the static program), the
+    EMA copy follows the network; AMP asked for on the CPU (where it is off) keeps that step and trains to
+    finite losses."""
+    t = Trainer(mimo_cfg(gopro, tmp_path / "ema", iters=3, ema_decay=0.5, amp={"enable": True, "level": "O1"},
+                         **({"cpu_static": True} if step == "static" else {})), device="cpu", record_history=True)
     start = _weights(t.net)
     t.fit()
-    assert not t.amp and t.static_step is not None and t.static_step.active and FAILED_LINE not in _log(t)
+    if step == "static":
+        assert not t.amp and t.static_step is not None and t.static_step.active and FAILED_LINE not in _log(t)
+    else:
+        assert not t.amp and t.static_step is None and t.onednn_layers > 0
     assert all(np.isfinite(h["loss"]) for h in t.history) and len(t.history) == 3
     assert 1e-6 < _max_diff(t.ema_net, t.net) and 1e-6 < _max_diff(t.ema_net, start)
     # the EMA weights lie between the start and the trained network, parameter by parameter (decay 0.5)
@@ -334,10 +339,10 @@ def test_benchmark_base_spec_keeps_the_recipe_size_unless_given():
     import argparse
 
     args = argparse.Namespace(size=None, threads=2, repeat=5, warmup=1, tile=0, tile_overlap=32, train_batch=2,
-                              num_workers=None, train_data=None, cpu_static="false")
+                              num_workers=None, train_data=None, cpu_static="false", onednn_ops="true")
     spec = bm.base_spec(args)
     assert (spec["height"], spec["width"], spec["train_size"]) == (256, 256, None)  # inference 256, train: recipe
-    assert spec["train_batch"] == 2 and spec["train_cpu_static"] == "false"
+    assert spec["train_batch"] == 2 and spec["train_cpu_static"] == "false" and spec["train_onednn_ops"] == "true"
     spec = bm.base_spec(argparse.Namespace(**{**vars(args), "size": [128, 96]}))
     assert (spec["height"], spec["width"], spec["train_size"]) == (128, 96, [128, 96])
 

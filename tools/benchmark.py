@@ -39,6 +39,8 @@ def main(argv=None):
     p.add_argument("--num-workers", type=non_negative_int, help="train backend: data workers (default: the recipe's)")
     p.add_argument("--train-data", help="train backend: data folder (default: the model's lite data in data/lite)")
     p.add_argument("--cpu-static", default="auto", choices=["auto", "true", "false"], help="train: train.cpu_static")
+    p.add_argument("--onednn-ops", default="auto", choices=["auto", "true", "false"],
+                   help="train: train.onednn_ops")
     p.add_argument("-o", "--override", action="append", default=[], help="MODEL.key=value network argument")
     p.add_argument("--timeout", type=positive_float, default=None, help="seconds per measurement")
     p.add_argument("--json", help="write the records to this file")

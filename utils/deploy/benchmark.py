@@ -287,7 +287,8 @@ def train_config(spec, root):
         cfg["data"]["num_workers"] = int(spec["num_workers"])
     cfg["train"].update(stages=[{"iters": iters, "batch_size": batch, "patch_size": max(size)}],
                         max_iters=None, max_minutes=None,
-                        cpu_static={"true": True, "false": False}.get(spec.get("train_cpu_static"), "auto"))
+                        cpu_static={"true": True, "false": False}.get(spec.get("train_cpu_static"), "auto"),
+                        onednn_ops={"true": True, "false": False}.get(spec.get("train_onednn_ops"), "auto"))
     cfg["train"]["scheduler"] = {"name": "ConstantLR"}
     cfg["output"] = {"model_dir": os.path.join(spec["folder"], "train"), "log_dir": os.path.join(spec["folder"], "vdl"),
                      "checkpoint_freq": 10 ** 9, "keep_last": 1}
@@ -352,7 +353,9 @@ def train_worker(spec):
             "reader_share": round(sum(r for r, _ in costs) / sum(b for _, b in costs), 4),
             "batch_size": batch, "patch_size": max(h, w), "num_workers": cfg["data"]["num_workers"],
             "height": h, "width": w, "loss": cfg["train"]["loss"]["name"],
-            "train_step": "static program, oneDNN" if static is not None and static.active else "dygraph",
+            "train_step": ("static program, oneDNN" if static is not None and static.active else
+                           f"dygraph, {trainer.onednn_layers} layers on oneDNN" if getattr(trainer, "onednn_layers", 0)
+                           else "dygraph"),
             "cpu_math": {k: os.environ[k] for k in ("MKL_DEBUG_CPU_TYPE",) if k in os.environ},
             "device": "training engine, first progressive stage, cpu"}
 
@@ -364,7 +367,7 @@ def base_spec(args):
     return {"height": height, "width": width, "threads": args.threads, "repeat": args.repeat, "warmup": args.warmup,
             "tile": args.tile, "tile_overlap": args.tile_overlap, "train_batch": args.train_batch,
             "num_workers": args.num_workers, "train_data": args.train_data, "train_size": args.size,
-            "train_cpu_static": args.cpu_static}
+            "train_cpu_static": args.cpu_static, "train_onednn_ops": args.onednn_ops}
 
 
 def add_flop_rate(record, gflop, peak):

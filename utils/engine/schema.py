@@ -28,11 +28,15 @@ Schema (every section is checked; unknown keys are refused, missing ones take th
       mixup: {enable: false, beta: 1.2, use_identity: true}    # official "mixing_augs"; use_identity: on half
                                                                # of the iterations only
       amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU; utils/amp.py
+      onednn_ops: auto            # CPU, without AMP: the dygraph step's convolutions, activations, poolings,
+                                  # resizes and broadcasting products on the oneDNN kernels of Paddle's own
+                                  # library (utils/engine/onednn.py; same values, same keys); auto = true
+                                  # where the library loads and passes its self-check; false: Paddle's kernels
       cpu_static: auto            # CPU only, without AMP: true runs the network and the loss as one static
-                                  # program with oneDNN kernels (backward and optimizer in dygraph; Paddle 3.3.x;
-                                  # utils/engine/cpu_static.py), false the dygraph step; auto = true for the
-                                  # networks where it is verified and faster (MIMOUNet), false for the others.
-                                  # GPUs and NPUs always keep the dygraph step.
+                                  # program with oneDNN kernels instead (backward and optimizer in dygraph;
+                                  # Paddle 3.3.x; utils/engine/cpu_static.py); auto = true for MIMOUNet when
+                                  # onednn_ops cannot be used; false: the dygraph step.
+                                  # GPUs and NPUs always keep their own dygraph step.
     val:
       freq: 1000                  # validate every N iterations and at the end
       metric: psnr                # psnr | ssim: which one picks model_best
@@ -71,7 +75,7 @@ DEFAULTS = {
     "data": {"train": None, "val": None, "num_workers": 0},
     "train": {"stages": None, "max_iters": None, "max_minutes": None, "loss": {"name": "L1Loss"},
               "optimizer": {"name": "Adam", "lr": 2e-4}, "scheduler": {"name": "ConstantLR"}, "grad_clip": None,
-              "ema_decay": 0.0, "cpu_static": "auto",
+              "ema_decay": 0.0, "cpu_static": "auto", "onednn_ops": "auto",
               "mixup": {"enable": False, "beta": 1.2, "use_identity": True},
               "amp": {"enable": False, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}},
     "val": {"freq": 1000, "metric": "psnr", "log_images": 2},
@@ -139,6 +143,8 @@ def resolve_config(cfg):
     train["amp"] = check_amp_config(train["amp"])
     if not (train["cpu_static"] == "auto" or isinstance(train["cpu_static"], bool)):
         raise ConfigError(f"train.cpu_static must be auto, true or false, got {train['cpu_static']!r}")
+    if not (train["onednn_ops"] == "auto" or isinstance(train["onednn_ops"], bool)):
+        raise ConfigError(f"train.onednn_ops must be auto, true or false, got {train['onednn_ops']!r}")
     if not 0 <= float(train["ema_decay"]) < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {train['ema_decay']}")
     if cfg["val"]["metric"] not in ("psnr", "ssim"):

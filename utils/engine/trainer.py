@@ -44,6 +44,8 @@ from ..fileio import atomic_paddle_save, atomic_write_text, output_dir
 from ..losses import build_loss
 from ..schedulers import build_optimizer, build_scheduler
 from .cpu_static import StaticTrainStep, cpu_static_plan, error_summary
+from .onednn import install as install_onednn
+from .onednn import interrupts_unwrapped, onednn_plan
 from .sampler import IterationBatchSampler, SeededDataset, StagePlan, collate, failure_of
 from .schema import resolve_config
 
@@ -179,7 +181,7 @@ class Trainer:
         self.scheduler = build_scheduler(cfg["train"]["scheduler"], opt_cfg["lr"])
         self.optimizer = build_optimizer(opt_cfg, self.net.parameters(), self.scheduler, cfg["train"]["grad_clip"])
         self._setup_amp()
-        self.static_step = self._setup_cpu_static()
+        self.static_step = self._setup_cpu_step()
         forward = self.static_step if self.static_step is not None else self.net
         self.model = paddle.DataParallel(forward) if self.world > 1 else forward
         self.iter, self.best, self.history = 0, None, [] if record_history else None
@@ -239,12 +241,22 @@ class Trainer:
             self.scaler = paddle.amp.GradScaler(init_loss_scaling=plan["init_loss_scaling"],
                                                 use_dynamic_loss_scaling=True)
 
-    def _setup_cpu_static(self):
-        """The static CPU training step (cpu_static.py) when ``train.cpu_static`` and the device call for it;
-        ``self._step_notes`` keeps the lines that say why not, for the run's log (train.log opens later)."""
-        use, note = cpu_static_plan(self.cfg["train"]["cpu_static"], self.cfg["network"]["name"], self.device,
-                                    self.amp)
-        self._step_notes = [note] if note else []
+    def _setup_cpu_step(self):
+        """The CPU training step: dygraph with oneDNN kernels (onednn.py, ``train.onednn_ops``), or the static
+        program (cpu_static.py, ``train.cpu_static``), or plain dygraph; GPUs and NPUs keep their own step.
+        ``self._step_notes`` keeps the lines that say why a step asked for is not used, for the run's log
+        (train.log opens later).  Returns the static step or None."""
+        train = self.cfg["train"]
+        self._step_notes, self.onednn_layers = [], 0
+        ops, note = onednn_plan(train["onednn_ops"], self.device, self.amp, train["cpu_static"] is True)
+        self._step_notes += [note] if note else []
+        if ops:
+            self.onednn_layers = install_onednn(self.net)
+            if self.ema_net is not None:
+                install_onednn(self.ema_net)
+            return None
+        use, note = cpu_static_plan(train["cpu_static"], self.cfg["network"]["name"], self.device, self.amp)
+        self._step_notes += [note] if note else []
         if not use:
             return None
         try:
@@ -396,7 +408,8 @@ class Trainer:
                         pred = self.model(x)
                     loss = self.loss_fn(_as_float32(pred), y)
                 scaled = loss * ((b - a) / n)
-                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+                with interrupts_unwrapped():
+                    (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += loss.item() * (b - a) / n
         return total
 
@@ -565,6 +578,9 @@ class Trainer:
         if self.static_step is not None and self.static_step.active:
             self.log.info("training step: network and loss as a static program with oneDNN kernels "
                           "(train.cpu_static: false for the dygraph step)")
+        if self.onednn_layers:
+            self.log.info(f"training step: dygraph, {self.onednn_layers} layers on oneDNN kernels "
+                          "(train.onednn_ops: false for Paddle's own)")
 
     def _log_window(self, w, lr):
         loss = self._reduce([w["loss"]])[0] / self.world

@@ -1,0 +1,228 @@
+"""oneDNN kernels of the CPU dygraph training step (utils/engine/onednn.py): values and gradients equal to
+Paddle's own kernels, the networks' keys and outputs unchanged, the trainer's choice per device, and a
+training run's losses and weights equal to those of Paddle's kernels."""
+import os
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from networks import build_network
+from networks.common import OPS
+from utils.engine import Trainer, onednn
+
+pytestmark = pytest.mark.skipif(not onednn.available()[0], reason=f"oneDNN unavailable: {onednn.available()[1]}")
+
+
+def _tensor(rng, shape):
+    return paddle.to_tensor(rng.standard_normal(shape).astype(np.float32))
+
+
+def _values_and_grads(fn, inputs, seed=1):
+    xs = [x.detach() for x in inputs]
+    for x in xs:
+        x.stop_gradient = False
+    out = fn(*xs)
+    dy = paddle.to_tensor(np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32))
+    return [out.numpy()] + [g.numpy() for g in paddle.grad([out], xs, [dy])]
+
+
+def _assert_same(reference, ours, inputs):
+    want, got = _values_and_grads(reference, inputs), _values_and_grads(ours, inputs)
+    assert len(want) == len(got) == len(inputs) + 1
+    for a, b in zip(want, got):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
+
+
+@pytest.mark.parametrize("n,c,h,w,o,k,stride,pad,dil,groups,bias", [
+    (2, 8, 17, 19, 16, 3, 1, 1, 1, 1, True),    # 3x3, odd sizes
+    (2, 16, 20, 20, 32, 3, 2, 1, 1, 2, False),  # strided, grouped
+    (1, 3, 15, 15, 8, 3, 1, 2, 2, 1, True),     # an RGB input, dilated
+    (2, 80, 16, 16, 80, 3, 1, 1, 1, 4, False),  # MIRNetV2's groups of 20 channels (oneDNN's GEMM path)
+    (2, 64, 16, 16, 32, 1, 1, 0, 1, 1, True),   # 1x1
+])
+def test_convolution_and_both_gradients_match_paddle(n, c, h, w, o, k, stride, pad, dil, groups, bias):
+    rng = np.random.default_rng(0)
+    inputs = [_tensor(rng, (n, c, h, w)), _tensor(rng, (o, c // groups, k, k)) * 0.1]
+    inputs += [_tensor(rng, (o,))] if bias else []
+
+    def reference(x, wt, b=None):
+        return F.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups)
+
+    def ours(x, wt, b=None):
+        return onednn.conv2d(x, wt, b, (stride, stride), (pad, pad), (dil, dil), groups)
+
+    _assert_same(reference, ours, inputs)
+
+
+def _mul(a, b):
+    return a * b
+
+
+def _add(a, b):
+    return a + b
+
+
+@pytest.mark.parametrize("name,reference,ours,shapes", [
+    ("product with a [N,1,H,W] mask", _mul, lambda a, b: onednn.multiply(a, b, _mul), [(2, 8, 5, 7), (2, 1, 5, 7)]),
+    ("product with [N,C,1,1] weights", _mul, lambda a, b: onednn.multiply(a, b, _mul), [(2, 8, 5, 7), (2, 8, 1, 1)]),
+    ("product, small operand first", _mul, lambda a, b: onednn.multiply(a, b, _mul), [(2, 8, 1, 1), (2, 8, 5, 7)]),
+    ("product of equal shapes", _mul, lambda a, b: onednn.multiply(a, b, _mul), [(2, 8, 5, 7), (2, 8, 5, 7)]),
+    ("broadcasting sum", _add, lambda a, b: onednn.add(a, b, _add), [(2, 8, 5, 7), (2, 8, 1, 1)]),
+    ("leaky ReLU", lambda x: F.leaky_relu(x, 0.2), lambda x: onednn.leaky_relu(x, 0.2, None), [(2, 8, 5, 7)]),
+    ("ReLU", F.relu, lambda x: onednn.leaky_relu(x, 0.0, None), [(2, 8, 5, 7)]),
+    ("2x2 average pool, even size", lambda x: F.avg_pool2d(x, 2, ceil_mode=True, exclusive=True),
+     lambda x: onednn.avg_pool(x, (2, 2), (2, 2), True, None), [(2, 8, 6, 8)]),
+    ("2x2 average pool, odd size, ceil mode", lambda x: F.avg_pool2d(x, 2, ceil_mode=True, exclusive=True),
+     lambda x: onednn.avg_pool(x, (2, 2), (2, 2), True, None), [(2, 8, 7, 9)]),
+    ("2x2 average pool, odd size, floor", lambda x: F.avg_pool2d(x, 2),
+     lambda x: onednn.avg_pool(x, (2, 2), (2, 2), False, None), [(2, 8, 7, 9)]),
+    ("spatial mean", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: onednn.mean_hw(x, None), [(2, 8, 7, 9)]),
+    ("bilinear x2", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),
+     lambda x: onednn.upsample2(x, "bilinear", None), [(2, 8, 7, 9)]),
+    ("nearest x2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
+     lambda x: onednn.upsample2(x, "nearest", None), [(2, 8, 7, 9)]),
+])
+def test_element_wise_kernels_and_gradients_match_paddle(name, reference, ours, shapes):
+    rng = np.random.default_rng(0)
+    _assert_same(reference, ours, [_tensor(rng, s) for s in shapes])
+
+
+NETS = [{"name": "MIRNet_v2", "n_feat": 16, "n_RRG": 4, "n_MRB": 1},  # grouped convs 1, 2, 4, 4 as the official
+        {"name": "MIMOUNet", "num_res": 1}]
+
+
+@pytest.mark.parametrize("cfg", NETS, ids=lambda c: c["name"])
+def test_installed_network_keeps_keys_outputs_and_gradients(cfg):
+    paddle.seed(0)
+    net = build_network(dict(cfg))
+    keys = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    x = paddle.to_tensor(np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32))
+
+    def loss_and_grads():
+        out = net(x)
+        loss = sum((o.abs().mean() for o in out), paddle.zeros([])) if isinstance(out, list) else out.abs().mean()
+        grads = paddle.grad([loss], net.parameters())
+        return [float(loss)] + [g.numpy() for g in grads]
+
+    want = loss_and_grads()
+    try:
+        routed = onednn.install(net)
+        assert routed > 10 and {k: tuple(v.shape) for k, v in net.state_dict().items()} == keys
+        assert "mul" in OPS.__dict__  # the networks' element-wise steps are routed too
+        plans = len(onednn._PLANS)
+        got = loss_and_grads()
+        assert len(onednn._PLANS) > plans or plans > 0
+    finally:
+        onednn.remove(net)
+    assert "mul" not in OPS.__dict__ and not any("_native_forward" in la.__dict__ for la in net.sublayers())
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for a, b in zip(want[1:], got[1:]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()) + 1e-7)
+
+
+def test_other_dtypes_and_static_programs_take_paddles_operators():
+    """float64 calls and a traced program never reach the oneDNN layers (no PyLayer in an export)."""
+    paddle.seed(0)
+    net = build_network(dict(NETS[1]))
+    x = paddle.to_tensor(np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32))
+    want = net(x)[-1].numpy()
+    try:
+        onednn.install(net)
+        calls = []
+        layer = onednn._layer("mul")
+        original = layer.apply
+        layer.apply = lambda *a: calls.append(1) or original(*a)
+        a64 = paddle.ones([1, 2, 3, 3], dtype="float64")
+        assert OPS.mul(a64, a64).dtype == paddle.float64 and not calls
+        static = paddle.jit.to_static(net, full_graph=True)
+        got = static(x)[-1].numpy()
+        assert not calls
+        program = str(static.forward.get_concrete_program(x)[0].main_program)
+        assert "pylayer" not in program.lower() and "conv2d" in program
+    finally:
+        layer.apply = original
+        onednn.remove(net)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_plan_chooses_the_cpu_without_amp_only(monkeypatch):
+    assert onednn.onednn_plan("auto", "cpu", False, False) == (True, None)
+    assert onednn.onednn_plan(True, "cpu", False, False) == (True, None)
+    for device in ("gpu:0", "npu:0", "npu", "gpu"):
+        assert onednn.onednn_plan("auto", device, False, False) == (False, None)
+        assert onednn.onednn_plan(True, device, False, False) == (False, None)
+    assert onednn.onednn_plan(False, "cpu", False, False) == (False, None)
+    assert onednn.onednn_plan("auto", "cpu", True, False) == (False, None)  # AMP: quietly Paddle's kernels
+    use, note = onednn.onednn_plan(True, "cpu", True, False)
+    assert not use and "AMP is on" in note
+    use, note = onednn.onednn_plan(True, "cpu", False, True)
+    assert not use and "cpu_static: true" in note
+    monkeypatch.setattr(onednn, "available", lambda: (False, "OneDNNError: this Paddle wheel ships no oneDNN"))
+    use, note = onednn.onednn_plan("auto", "cpu", False, False)
+    assert not use and "unavailable (OneDNNError: this Paddle wheel ships no oneDNN)" in note
+
+
+def test_missing_library_is_one_reason_and_nothing_else(monkeypatch, tmp_path):
+    monkeypatch.setattr(onednn, "_LIB", None)
+    for cache in ("_STATE", "_PLANS", "_PRIMS"):
+        monkeypatch.setattr(onednn, cache, {})
+    monkeypatch.setattr(paddle, "__file__", str(tmp_path / "paddle" / "__init__.py"))
+    ok, reason = onednn.available()
+    assert not ok and "ships no oneDNN library" in reason and "\n" not in reason
+
+
+def test_interrupt_in_a_pylayer_backward_is_a_keyboard_interrupt():
+    with pytest.raises(KeyboardInterrupt):
+        with onednn.interrupts_unwrapped():
+            raise OSError("(External) Error message in backward of GradNodePyLayer_OneDNNConv2D\nKeyboardInterrupt:")
+    with pytest.raises(OSError, match="disk full"):
+        with onednn.interrupts_unwrapped():
+            raise OSError("disk full")
+
+
+def _mirnet_cfg(lite, out, **train):
+    cfg = {
+        "seed": 3,
+        "network": {"name": "MIRNet_v2", "n_feat": 16, "n_RRG": 4, "n_MRB": 1},
+        "data": {"train": {"name": "PairedImageDataset", "root": str(lite / "SIDD_patches" / "train_mini")},
+                 "val": None},
+        "train": {"stages": [{"iters": 4, "batch_size": 2, "patch_size": 32}],
+                  "optimizer": {"name": "Adam", "lr": 1e-3}, "scheduler": {"name": "ConstantLR"}},
+        "output": {"model_dir": str(out / "model"), "log_dir": str(out / "logs"), "checkpoint_freq": 4},
+        "log": {"print_freq": 1, "progress_bar": False, "visualdl": False, "figures": False},
+    }
+    cfg["train"].update(train)
+    return cfg
+
+
+def test_training_run_matches_paddles_kernels(sidd_lite, tmp_path):
+    """Same seed, same batches: the loss curves agree to rtol 1e-4 and the weights after 4 Adam steps to 1e-4;
+    the run's log says which step it took."""
+    runs = {}
+    for setting in ("auto", False):
+        t = Trainer(_mirnet_cfg(sidd_lite, tmp_path / str(setting), onednn_ops=setting), device="cpu",
+                    record_history=True)
+        t.fit()
+        runs[setting] = t
+    assert runs["auto"].onednn_layers > 100 and runs[False].onednn_layers == 0
+    log = open(os.path.join(runs["auto"].model_dir, "train.log"), encoding="utf-8").read()
+    assert "layers on oneDNN kernels (train.onednn_ops: false for Paddle's own)" in log
+    ours, ref = ([h["loss"] for h in runs[k].history] for k in ("auto", False))
+    assert len(ours) == 4 and max(ref) - min(ref) > 1e-4
+    np.testing.assert_allclose(ours, ref, rtol=1e-4)
+    a, b = runs["auto"].net.state_dict(), runs[False].net.state_dict()
+    assert a.keys() == b.keys()
+    assert max(float(np.abs(a[k].numpy() - b[k].numpy()).max()) for k in a) < 1e-4
+    onednn.remove(runs["auto"].net)
+
+
+def test_unavailable_kernels_train_on_paddles_with_one_warning(sidd_lite, tmp_path, monkeypatch):
+    monkeypatch.setattr(onednn, "available", lambda: (False, "OneDNNError: simulated"))
+    t = Trainer(_mirnet_cfg(sidd_lite, tmp_path, onednn_ops="auto"), device="cpu", record_history=True)
+    t.fit()
+    log = open(os.path.join(t.model_dir, "train.log"), encoding="utf-8").read()
+    assert t.onednn_layers == 0 and len(t.history) == 4
+    assert log.count("train.onednn_ops: oneDNN kernels unavailable (OneDNNError: simulated)") == 1

@@ -1,0 +1,827 @@
+"""oneDNN kernels for the dygraph training step on the CPU.
+
+Paddle 3.3.1's dygraph CPU kernels are slow where training spends its time: convolutions and their gradients
+are im2col + GEMM, and broadcasting products, bilinear/nearest resizes, poolings and activations run on one
+thread.  The oneDNN library that the same wheel ships (``paddle/libs/libdnnl.so.3``, used by Paddle only in
+static programs) has multi-threaded JIT kernels for all of them.  This module calls it through its C API
+(ctypes: nothing to compile) and wires each kernel into autograd with a ``PyLayer``:
+
+* ``install(net)`` routes ``net``'s float32 CPU dygraph calls of ``nn.Conv2D`` (NCHW, explicit zero padding),
+  ``nn.ReLU`` / ``nn.LeakyReLU``, ``nn.AvgPool2D`` (no padding) and ``nn.Upsample`` (x2, nearest or bilinear
+  without corner alignment) through oneDNN, and puts oneDNN behind the networks' element-wise steps
+  (``networks.common.OPS``: broadcasting products and sums, spatial means, x2 resizes).  Parameters, keys and
+  values are unchanged; any other dtype, place or layout, and every static program (exports, ``to_static``),
+  takes Paddle's own operator call by call, so AMP, GPUs and NPUs are untouched.  ``remove(net)`` undoes it.
+* ``available()`` says whether the library loads and a self-check (forward and both gradients against
+  Paddle's own kernels on small grouped, strided and dilated convolutions) passes; cached per process.
+* ``onednn_plan`` is the trainer's decision (``train.onednn_ops``): the CPU without AMP only.
+
+Convolutions: tensors stay plain NCHW / OIHW for Paddle; each call reorders them into the blocked formats that
+oneDNN's kernels choose (and back), as PyTorch's oneDNN path does.  The blocked copies live in a few scratch
+buffers shared by every convolution (calls run one after another), so the extra memory is a few activations.
+The other kernels work on the plain tensors directly.
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import threading
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# ---- oneDNN C API constants (oneDNN 3.x ABI) ----------------------------------------------------------------
+_CPU = 1
+_F32 = 3
+_TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
+_FORWARD_TRAINING, _FORWARD_INFERENCE = 64, 96
+_CONV_DIRECT = 0x1
+_Q_IMPL_INFO = 8
+_Q_SRC, _Q_DIFF_SRC, _Q_WEIGHTS, _Q_DIFF_WEIGHTS, _Q_DST, _Q_DIFF_DST = 129, 130, 131, 132, 133, 134
+_ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS = 1, 17, 33, 41
+_ARG_DIFF_SRC, _ARG_DIFF_DST, _ARG_DIFF_WEIGHTS, _ARG_DIFF_BIAS = 129, 145, 161, 169
+_Dims = ctypes.c_int64 * 12
+_ELTWISE_RELU = 0x20
+_POOL_AVG_EXCLUDE = 0x3FF
+_BINARY_ADD, _BINARY_MUL = 0x1FFF0, 0x1FFF1
+_RESAMPLE_NEAREST, _RESAMPLE_LINEAR = 0x2FFF0, 0x2FFF1
+_REDUCE_SUM = 0x2FFF4
+
+
+class _ExecArg(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_int), ("memory", ctypes.c_void_p)]
+
+
+class OneDNNError(RuntimeError):
+    pass
+
+
+# ---- library -------------------------------------------------------------------------------------------------
+
+class _Library:
+    """The wheel's libdnnl, its CPU engine and one in-order stream."""
+
+    def __init__(self):
+        import paddle
+
+        path = os.path.join(os.path.dirname(paddle.__file__), "libs", "libdnnl.so.3")
+        if not os.path.isfile(path):
+            raise OneDNNError(f"this Paddle wheel ships no oneDNN library ({path})")
+        lib = self.lib = ctypes.CDLL(path)
+        vp = ctypes.c_void_p
+        for name, args in {
+            "dnnl_engine_create": [ctypes.POINTER(vp), ctypes.c_int, ctypes.c_size_t],
+            "dnnl_stream_create": [ctypes.POINTER(vp), vp, ctypes.c_uint],
+            "dnnl_stream_wait": [vp],
+            "dnnl_memory_desc_create_with_tag": [ctypes.POINTER(vp), ctypes.c_int, _Dims, ctypes.c_int, ctypes.c_int],
+            "dnnl_memory_desc_clone": [ctypes.POINTER(vp), vp],
+            "dnnl_convolution_forward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, ctypes.c_int,
+                                                               vp, vp, vp, vp, _Dims, _Dims, _Dims, _Dims, vp],
+            "dnnl_convolution_backward_data_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int,
+                                                                     vp, vp, vp, _Dims, _Dims, _Dims, _Dims, vp, vp],
+            "dnnl_convolution_backward_weights_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int,
+                                                                        vp, vp, vp, vp, _Dims, _Dims, _Dims, _Dims,
+                                                                        vp, vp],
+            "dnnl_reorder_primitive_desc_create": [ctypes.POINTER(vp), vp, vp, vp, vp, vp],
+            "dnnl_binary_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, vp, vp],
+            "dnnl_eltwise_forward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, ctypes.c_int, vp,
+                                                           vp, ctypes.c_float, ctypes.c_float, vp],
+            "dnnl_eltwise_backward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, vp,
+                                                            ctypes.c_float, ctypes.c_float, vp, vp],
+            "dnnl_pooling_forward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, ctypes.c_int, vp,
+                                                           vp, _Dims, _Dims, _Dims, _Dims, _Dims, vp],
+            "dnnl_pooling_backward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, _Dims,
+                                                            _Dims, _Dims, _Dims, _Dims, vp, vp],
+            "dnnl_resampling_forward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, ctypes.c_int,
+                                                              vp, vp, vp, vp],
+            "dnnl_resampling_backward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, vp,
+                                                               vp, vp],
+            "dnnl_reduction_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, ctypes.c_float,
+                                                     ctypes.c_float, vp],
+            "dnnl_primitive_desc_query": [vp, ctypes.c_int, ctypes.c_int, vp],
+            "dnnl_primitive_create": [ctypes.POINTER(vp), vp],
+            "dnnl_primitive_execute": [vp, vp, ctypes.c_int, ctypes.POINTER(_ExecArg)],
+            "dnnl_memory_create": [ctypes.POINTER(vp), vp, vp, vp],
+            "dnnl_memory_set_data_handle": [vp, vp],
+        }.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = args, ctypes.c_int
+        for name, args, res in (("dnnl_primitive_desc_query_md", [vp, ctypes.c_int, ctypes.c_int], vp),
+                                ("dnnl_memory_desc_get_size", [vp], ctypes.c_size_t),
+                                ("dnnl_memory_desc_equal", [vp, vp], ctypes.c_int)):
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = args, res
+        self.engine, self.stream = vp(), vp()
+        self.check(lib.dnnl_engine_create(ctypes.byref(self.engine), _CPU, 0), "engine")
+        self.check(lib.dnnl_stream_create(ctypes.byref(self.stream), self.engine, 1), "stream")
+
+    @staticmethod
+    def check(status, what):
+        if status != 0:
+            raise OneDNNError(f"oneDNN {what} failed (status {status})")
+
+    def md(self, dims, tag):
+        out = ctypes.c_void_p()
+        self.check(self.lib.dnnl_memory_desc_create_with_tag(ctypes.byref(out), len(dims), _dims(dims), _F32, tag),
+                   "memory descriptor")
+        return out
+
+    def query_md(self, pd, what):
+        md = self.lib.dnnl_primitive_desc_query_md(pd, what, 0)
+        out = ctypes.c_void_p()
+        self.check(self.lib.dnnl_memory_desc_clone(ctypes.byref(out), md), "memory descriptor clone")
+        return out
+
+    def impl(self, pd):
+        name = ctypes.c_char_p()
+        self.check(self.lib.dnnl_primitive_desc_query(pd, _Q_IMPL_INFO, 0, ctypes.byref(name)), "query")
+        return name.value.decode()
+
+    def primitive(self, pd):
+        out = ctypes.c_void_p()
+        self.check(self.lib.dnnl_primitive_create(ctypes.byref(out), pd), "primitive")
+        return out
+
+    def memory(self, md):
+        out = ctypes.c_void_p()
+        self.check(self.lib.dnnl_memory_create(ctypes.byref(out), md, self.engine, None), "memory")
+        return out
+
+    def size(self, md):
+        return self.lib.dnnl_memory_desc_get_size(md)
+
+    def same(self, a, b):
+        return bool(self.lib.dnnl_memory_desc_equal(a, b))
+
+    def reorder(self, src_md, dst_md):
+        pd = ctypes.c_void_p()
+        self.check(self.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(pd), src_md, self.engine, dst_md,
+                                                                self.engine, None), "reorder")
+        return self.primitive(pd)
+
+    def run(self, prim, args):
+        """Execute ``prim`` with ``args`` = [(arg id, memory object, data pointer)]."""
+        arr = (_ExecArg * len(args))()
+        for i, (arg, mem, ptr) in enumerate(args):
+            self.check(self.lib.dnnl_memory_set_data_handle(mem, ptr), "set data handle")
+            arr[i].arg, arr[i].memory = arg, mem
+        self.check(self.lib.dnnl_primitive_execute(prim, self.stream, len(args), arr), "execute")
+        self.check(self.lib.dnnl_stream_wait(self.stream), "stream wait")
+
+
+def _dims(values):
+    d = _Dims()
+    for i, v in enumerate(values):
+        d[i] = int(v)
+    return d
+
+
+_LIB = None
+_LIB_LOCK = threading.Lock()
+_STATE = {}  # "available": bool, "reason": str
+
+
+def _library():
+    global _LIB
+    with _LIB_LOCK:
+        if _LIB is None:
+            _LIB = _Library()
+    return _LIB
+
+
+# ---- scratch buffers -----------------------------------------------------------------------------------------
+
+class _Scratch:
+    """Named float32 buffers (Paddle tensors) grown to the largest size asked for; one set per process."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, name, nbytes):
+        import paddle
+
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] * 4 < nbytes:
+            buf = self._buffers[name] = paddle.empty([max(1, (nbytes + 3) // 4)], dtype="float32")
+        return buf.data_ptr()
+
+
+_SCRATCH = _Scratch()
+
+
+# ---- one convolution shape -----------------------------------------------------------------------------------
+
+class _Operand:
+    """A tensor as Paddle holds it (plain) and as a oneDNN primitive wants it (maybe blocked)."""
+
+    def __init__(self, lib, user_md, op_md, scratch_name, to_op):
+        self.lib, self.user_md, self.op_md, self.name = lib, user_md, op_md, scratch_name
+        self.user_mem, self.op_mem = lib.memory(user_md), lib.memory(op_md)
+        self.plain = lib.same(user_md, op_md)
+        self.nbytes = lib.size(op_md)
+        self.reorder = None if self.plain else (lib.reorder(user_md, op_md) if to_op else lib.reorder(op_md, user_md))
+
+    def into_op(self, ptr):
+        """Pointer of the operand in the primitive's format (reordered into scratch when needed)."""
+        if self.plain:
+            return ptr
+        dst = _SCRATCH.get(self.name, self.nbytes)
+        self.lib.run(self.reorder, [(_ARG_SRC, self.user_mem, ptr), (_ARG_DST, self.op_mem, dst)])
+        return dst
+
+    def out_ptr(self, ptr):
+        return ptr if self.plain else _SCRATCH.get(self.name, self.nbytes)
+
+    def back_to_user(self, op_ptr, ptr):
+        if not self.plain:
+            self.lib.run(self.reorder, [(_ARG_SRC, self.op_mem, op_ptr), (_ARG_DST, self.user_mem, ptr)])
+
+
+class ConvPlan:
+    """Primitives for one (input shape, weight shape, stride, padding, dilation, groups, bias) combination."""
+
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, bias):
+        lib = self.lib = _library()
+        n, c, h, w = x_shape
+        o, cg, kh, kw = w_shape
+        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        if oh < 1 or ow < 1:
+            raise OneDNNError(f"convolution output would be empty for input {x_shape}")
+        self.out_shape = [n, o, oh, ow]
+        self.bias = bias
+        wdims, wtag = ([groups, o // groups, cg, kh, kw], _TAG_ABCDE) if groups > 1 else ([o, cg, kh, kw], _TAG_ABCD)
+        user = {"src": lib.md(x_shape, _TAG_ABCD), "w": lib.md(wdims, wtag), "dst": lib.md(self.out_shape, _TAG_ABCD)}
+        anys = {"src": lib.md(x_shape, _TAG_ANY), "w": lib.md(wdims, _TAG_ANY),
+                "dst": lib.md(self.out_shape, _TAG_ANY)}
+        bias_md = lib.md([o], _TAG_A) if bias else None
+        geometry = (_dims(stride), _dims([d - 1 for d in dilation]), _dims(padding), _dims(padding))
+        fwd = ctypes.c_void_p()
+        lib.check(lib.lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, _CONV_DIRECT, anys["src"], anys["w"], bias_md,
+            anys["dst"], *geometry, None), "convolution forward descriptor")
+        bwd_d, bwd_w = ctypes.c_void_p(), ctypes.c_void_p()
+        lib.check(lib.lib.dnnl_convolution_backward_data_primitive_desc_create(
+            ctypes.byref(bwd_d), lib.engine, _CONV_DIRECT, anys["src"], anys["w"], anys["dst"], *geometry, fwd,
+            None), "convolution backward-data descriptor")
+        lib.check(lib.lib.dnnl_convolution_backward_weights_primitive_desc_create(
+            ctypes.byref(bwd_w), lib.engine, _CONV_DIRECT, anys["src"], anys["w"], bias_md, anys["dst"],
+            *geometry, fwd, None), "convolution backward-weights descriptor")
+        self.impls = {"forward": lib.impl(fwd), "backward_data": lib.impl(bwd_d), "backward_weights": lib.impl(bwd_w)}
+        self.fwd_prim, self.bwd_d_prim, self.bwd_w_prim = lib.primitive(fwd), lib.primitive(bwd_d), lib.primitive(bwd_w)
+        q = lambda pd, what: lib.query_md(pd, what)  # noqa: E731
+        # forward
+        self.f_src = _Operand(lib, user["src"], q(fwd, _Q_SRC), "src", True)
+        self.f_w = _Operand(lib, user["w"], q(fwd, _Q_WEIGHTS), "w", True)
+        self.f_dst = _Operand(lib, user["dst"], q(fwd, _Q_DST), "dst", False)
+        # backward data: diff_dst in, weights in, diff_src out
+        self.d_ddst = _Operand(lib, user["dst"], q(bwd_d, _Q_DIFF_DST), "ddst", True)
+        self.d_w = _Operand(lib, user["w"], q(bwd_d, _Q_WEIGHTS), "w", True)
+        self.d_dsrc = _Operand(lib, user["src"], q(bwd_d, _Q_DIFF_SRC), "dsrc", False)
+        # backward weights: src in, diff_dst in, diff_weights (+ diff_bias) out
+        self.w_src = _Operand(lib, user["src"], q(bwd_w, _Q_SRC), "src", True)
+        self.w_ddst = _Operand(lib, user["dst"], q(bwd_w, _Q_DIFF_DST), "ddst2", True)
+        self.w_dw = _Operand(lib, user["w"], q(bwd_w, _Q_DIFF_WEIGHTS), "dw", False)
+        self.bias_mem = lib.memory(bias_md) if bias else None
+        # both gradients take diff_dst in one format (the usual case): one reorder serves both
+        self.shared_ddst = not self.d_ddst.plain and lib.same(self.d_ddst.op_md, self.w_ddst.op_md)
+
+    def forward(self, x, w, b):
+        import paddle
+
+        y = paddle.empty(self.out_shape, dtype="float32")
+        src, wt = self.f_src.into_op(x.data_ptr()), self.f_w.into_op(w.data_ptr())
+        dst = self.f_dst.out_ptr(y.data_ptr())
+        args = [(_ARG_SRC, self.f_src.op_mem, src), (_ARG_WEIGHTS, self.f_w.op_mem, wt),
+                (_ARG_DST, self.f_dst.op_mem, dst)]
+        if self.bias:
+            args.append((_ARG_BIAS, self.bias_mem, b.data_ptr()))
+        self.lib.run(self.fwd_prim, args)
+        self.f_dst.back_to_user(dst, y.data_ptr())
+        return y
+
+    def backward(self, x, w, dy, need_dx, need_dw):
+        import paddle
+
+        dx = dw = db = ddst = None
+        if need_dx:
+            dx = paddle.empty(x.shape, dtype="float32")
+            ddst, wt = self.d_ddst.into_op(dy.data_ptr()), self.d_w.into_op(w.data_ptr())
+            dsrc = self.d_dsrc.out_ptr(dx.data_ptr())
+            self.lib.run(self.bwd_d_prim, [(_ARG_DIFF_DST, self.d_ddst.op_mem, ddst),
+                                           (_ARG_WEIGHTS, self.d_w.op_mem, wt),
+                                           (_ARG_DIFF_SRC, self.d_dsrc.op_mem, dsrc)])
+            self.d_dsrc.back_to_user(dsrc, dx.data_ptr())
+        if need_dw:
+            dw = paddle.empty(w.shape, dtype="float32")
+            src = self.w_src.into_op(x.data_ptr())
+            ddst = ddst if ddst is not None and self.shared_ddst else self.w_ddst.into_op(dy.data_ptr())
+            dwt = self.w_dw.out_ptr(dw.data_ptr())
+            args = [(_ARG_SRC, self.w_src.op_mem, src), (_ARG_DIFF_DST, self.w_ddst.op_mem, ddst),
+                    (_ARG_DIFF_WEIGHTS, self.w_dw.op_mem, dwt)]
+            if self.bias:
+                db = paddle.empty([self.out_shape[1]], dtype="float32")
+                args.append((_ARG_DIFF_BIAS, self.bias_mem, db.data_ptr()))
+            self.lib.run(self.bwd_w_prim, args)
+            self.w_dw.back_to_user(dwt, dw.data_ptr())
+        return dx, dw, db
+
+
+_PLANS = {}
+
+
+def _plan(x_shape, w_shape, stride, padding, dilation, groups, bias):
+    key = (tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups, bias)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = ConvPlan(*key)
+    return plan
+
+
+def _conv_layer():
+    from paddle.autograd import PyLayer
+
+    class OneDNNConv2D(PyLayer):
+        @staticmethod
+        def forward(ctx, x, weight, bias, plan):
+            ctx.plan, ctx.has_bias = plan, bias is not None
+            ctx.save_for_backward(x, weight)
+            return plan.forward(x, weight, bias)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, weight = ctx.saved_tensor()
+            dy = dy if dy.is_contiguous() else dy.contiguous()
+            dx, dw, db = ctx.plan.backward(x, weight, dy, need_dx=not x.stop_gradient,
+                                           need_dw=not weight.stop_gradient)
+            return (dx, dw, db) if ctx.has_bias else (dx, dw)
+
+    return OneDNNConv2D
+
+
+_FN = {}
+
+
+def conv2d(x, weight, bias, stride, padding, dilation, groups):
+    """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs."""
+    if "fn" not in _FN:
+        _FN["fn"] = _conv_layer()
+    x = x if x.is_contiguous() else x.contiguous()
+    plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None)
+    if bias is None:
+        return _FN["fn"].apply(x, weight, None, plan)
+    return _FN["fn"].apply(x, weight, bias, plan)
+
+
+# ---- element-wise primitives on plain tensors ------------------------------------------------------------------
+
+class _Plain:
+    """A primitive whose arguments are plain row-major tensors (no reorders): ``run({arg: data pointer})``."""
+
+    def __init__(self, pd, args):
+        lib = self.lib = _library()
+        self.prim, self.impl = lib.primitive(pd), lib.impl(pd)
+        self.mems = {arg: lib.memory(md) for arg, md in args.items()}
+
+    def run(self, ptrs):
+        self.lib.run(self.prim, [(arg, self.mems[arg], ptr) for arg, ptr in ptrs.items()])
+
+
+def _pd():
+    return ctypes.c_void_p()
+
+
+_PRIMS = {}
+
+
+def _cached(key, build):
+    prim = _PRIMS.get(key)
+    if prim is None:
+        prim = _PRIMS[key] = build()
+    return prim
+
+
+def _plain_md(shape):
+    return _library().md(shape, 2 + len(shape) - 1)  # dnnl_a, dnnl_ab, ... dnnl_abcdef: plain row-major
+
+
+def _binary(alg, shape0, shape1):
+    def build():
+        lib = _library()
+        m0, m1 = _plain_md(shape0), _plain_md(shape1)
+        pd = _pd()
+        lib.check(lib.lib.dnnl_binary_primitive_desc_create(ctypes.byref(pd), lib.engine, alg, m0, m1, m0, None),
+                  "binary descriptor")
+        return _Plain(pd, {_ARG_SRC: m0, _ARG_SRC + 1: m1, _ARG_DST: m0})  # DNNL_ARG_SRC_1 = 2
+    return _cached(("binary", alg, shape0, shape1), build)
+
+
+def _reduce_sum(src_shape, dst_shape):
+    def build():
+        lib = _library()
+        ms, md = _plain_md(src_shape), _plain_md(dst_shape)
+        pd = _pd()
+        lib.check(lib.lib.dnnl_reduction_primitive_desc_create(ctypes.byref(pd), lib.engine, _REDUCE_SUM, ms, md,
+                                                                0.0, 0.0, None), "reduction descriptor")
+        return _Plain(pd, {_ARG_SRC: ms, _ARG_DST: md})
+    return _cached(("sum", src_shape, dst_shape), build)
+
+
+def _leaky(shape, alpha):
+    def build():
+        lib = _library()
+        m = _plain_md(shape)
+        fwd, bwd = _pd(), _pd()
+        lib.check(lib.lib.dnnl_eltwise_forward_primitive_desc_create(
+            ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, _ELTWISE_RELU, m, m, alpha, 0.0, None),
+            "eltwise descriptor")
+        lib.check(lib.lib.dnnl_eltwise_backward_primitive_desc_create(
+            ctypes.byref(bwd), lib.engine, _ELTWISE_RELU, m, m, m, alpha, 0.0, fwd, None), "eltwise descriptor")
+        return (_Plain(fwd, {_ARG_SRC: m, _ARG_DST: m}),
+                _Plain(bwd, {_ARG_SRC: m, _ARG_DIFF_DST: m, _ARG_DIFF_SRC: m}))
+    return _cached(("leaky", shape, alpha), build)
+
+
+def _pool_avg(shape, kernel, stride, out_hw):
+    def build():
+        lib = _library()
+        n, c, h, w = shape
+        ms, md = _plain_md(shape), _plain_md((n, c) + out_hw)
+        pad_r = [(o - 1) * s + k - i for o, s, k, i in zip(out_hw, stride, kernel, (h, w))]
+        geometry = (_dims(stride), _dims(kernel), _dims([0, 0]), _dims([0, 0]), _dims(pad_r))
+        fwd, bwd = _pd(), _pd()
+        lib.check(lib.lib.dnnl_pooling_forward_primitive_desc_create(
+            ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, _POOL_AVG_EXCLUDE, ms, md, *geometry, None),
+            "pooling descriptor")
+        lib.check(lib.lib.dnnl_pooling_backward_primitive_desc_create(
+            ctypes.byref(bwd), lib.engine, _POOL_AVG_EXCLUDE, ms, md, *geometry, fwd, None), "pooling descriptor")
+        return _Plain(fwd, {_ARG_SRC: ms, _ARG_DST: md}), _Plain(bwd, {_ARG_DIFF_DST: md, _ARG_DIFF_SRC: ms})
+    return _cached(("pool", shape, kernel, stride, out_hw), build)
+
+
+def _resample(alg, shape, out_hw):
+    def build():
+        lib = _library()
+        ms, md = _plain_md(shape), _plain_md(tuple(shape[:2]) + out_hw)
+        fwd, bwd = _pd(), _pd()
+        lib.check(lib.lib.dnnl_resampling_forward_primitive_desc_create(
+            ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, alg, None, ms, md, None), "resampling descriptor")
+        lib.check(lib.lib.dnnl_resampling_backward_primitive_desc_create(
+            ctypes.byref(bwd), lib.engine, alg, None, ms, md, fwd, None), "resampling descriptor")
+        return _Plain(fwd, {_ARG_SRC: ms, _ARG_DST: md}), _Plain(bwd, {_ARG_DIFF_DST: md, _ARG_DIFF_SRC: ms})
+    return _cached(("resample", alg, shape, out_hw), build)
+
+
+def _sum_to(full, small):
+    """``full`` summed over the axes where ``small`` has 1.  A sum over the channels alone (a [N, 1, H, W]
+    operand) is a product with a row of ones (oneDNN's reduction runs reference code for it); other sums are
+    oneDNN reductions."""
+    import paddle
+
+    shape = tuple(full.shape)
+    if len(shape) >= 3 and small[1] == 1 and small[0] == shape[0] and small[2:] == shape[2:] and shape[1] > 1:
+        ones = paddle.ones([1, shape[1]], dtype="float32")
+        return paddle.matmul(ones, full.reshape([shape[0], shape[1], -1])).reshape(list(small))
+    out = _empty(small)
+    _reduce_sum(shape, small).run({_ARG_SRC: full.data_ptr(), _ARG_DST: out.data_ptr()})
+    return out
+
+
+def _empty(shape):
+    import paddle
+
+    return paddle.empty(list(shape), dtype="float32")
+
+
+def _c(t):
+    return t if t.is_contiguous() else t.contiguous()
+
+
+def _elementwise_layers():
+    from paddle.autograd import PyLayer
+
+    class Mul(PyLayer):  # a * b, b broadcast to a's shape (or the same shape)
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            out = _empty(a.shape)
+            _binary(_BINARY_MUL, tuple(a.shape), tuple(b.shape)).run(
+                {_ARG_SRC: a.data_ptr(), _ARG_SRC + 1: b.data_ptr(), _ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            a, b = ctx.saved_tensor()
+            g, shape, small = _c(g), tuple(a.shape), tuple(b.shape)
+            da = db = None
+            if not a.stop_gradient:
+                da = _empty(shape)
+                _binary(_BINARY_MUL, shape, small).run(
+                    {_ARG_SRC: g.data_ptr(), _ARG_SRC + 1: b.data_ptr(), _ARG_DST: da.data_ptr()})
+            if not b.stop_gradient:
+                full = _empty(shape)
+                _binary(_BINARY_MUL, shape, shape).run(
+                    {_ARG_SRC: g.data_ptr(), _ARG_SRC + 1: a.data_ptr(), _ARG_DST: full.data_ptr()})
+                db = full if small == shape else _sum_to(full, small)
+            return da, db
+
+    class AddBroadcast(PyLayer):  # a + b, b broadcast to a's (larger) shape
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.shapes = tuple(a.shape), tuple(b.shape)
+            out = _empty(a.shape)
+            _binary(_BINARY_ADD, *ctx.shapes).run(
+                {_ARG_SRC: a.data_ptr(), _ARG_SRC + 1: b.data_ptr(), _ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            g = _c(g)
+            return g, _sum_to(g, ctx.shapes[1])
+
+    class LeakyReLU(PyLayer):
+        @staticmethod
+        def forward(ctx, x, alpha):
+            ctx.save_for_backward(x)
+            ctx.prims = _leaky(tuple(x.shape), float(alpha))
+            out = _empty(x.shape)
+            ctx.prims[0].run({_ARG_SRC: x.data_ptr(), _ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensor()
+            g, dx = _c(g), _empty(x.shape)
+            ctx.prims[1].run({_ARG_SRC: x.data_ptr(), _ARG_DIFF_DST: g.data_ptr(), _ARG_DIFF_SRC: dx.data_ptr()})
+            return dx
+
+    class Resize(PyLayer):  # pooling or resampling: a forward and a backward primitive over plain tensors
+        @staticmethod
+        def forward(ctx, x, prims, out_shape):
+            ctx.prims, ctx.in_shape = prims, tuple(x.shape)
+            out = _empty(out_shape)
+            prims[0].run({_ARG_SRC: x.data_ptr(), _ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            g, dx = _c(g), _empty(ctx.in_shape)
+            ctx.prims[1].run({_ARG_DIFF_DST: g.data_ptr(), _ARG_DIFF_SRC: dx.data_ptr()})
+            return dx
+
+    return {"mul": Mul, "add": AddBroadcast, "leaky_relu": LeakyReLU, "resize": Resize}
+
+
+_EW = {}
+
+
+def _layer(name):
+    if not _EW:
+        _EW.update(_elementwise_layers())
+    return _EW[name]
+
+
+def _eligible(*tensors):
+    import paddle
+
+    return paddle.in_dynamic_mode() and all(
+        t.dtype == paddle.float32 and t.place.is_cpu_place() for t in tensors)
+
+
+def _broadcasts_to(small, big):
+    return len(small) == len(big) and all(s in (1, b) for s, b in zip(small, big))
+
+
+def multiply(a, b, native):
+    """``a * b`` (one of them may broadcast to the other's shape)."""
+    if _eligible(a, b) and len(a.shape) <= 6:
+        sa, sb = tuple(a.shape), tuple(b.shape)
+        if _broadcasts_to(sb, sa):
+            return _layer("mul").apply(_c(a), _c(b))
+        if _broadcasts_to(sa, sb):
+            return _layer("mul").apply(_c(b), _c(a))
+    return native(a, b)
+
+
+def add(a, b, native):
+    """``a + b``; oneDNN when one side broadcasts (Paddle's own add of equal shapes is as fast)."""
+    if _eligible(a, b) and len(a.shape) <= 6:
+        sa, sb = tuple(a.shape), tuple(b.shape)
+        if sa != sb and _broadcasts_to(sb, sa):
+            return _layer("add").apply(_c(a), _c(b))
+        if sa != sb and _broadcasts_to(sa, sb):
+            return _layer("add").apply(_c(b), _c(a))
+    return native(a, b)
+
+
+def leaky_relu(x, alpha, native):
+    if _eligible(x) and len(x.shape) <= 6:
+        return _layer("leaky_relu").apply(_c(x), float(alpha))
+    return native(x)
+
+
+def avg_pool(x, kernel, stride, ceil_mode, native):
+    """Average pooling without padding, padded windows of ``ceil_mode`` averaged over their real pixels."""
+    if _eligible(x) and len(x.shape) == 4:
+        n, c, h, w = x.shape
+        rnd = (lambda v: -(-v // 1)) if ceil_mode else int
+        out_hw = tuple(int(rnd((i - k) / s)) + 1 for i, k, s in zip((h, w), kernel, stride))
+        if ceil_mode:  # a last window must start inside the input (Paddle's and PyTorch's rule)
+            out_hw = tuple(o - 1 if (o - 1) * s >= i else o for o, s, i in zip(out_hw, stride, (h, w)))
+        if min(out_hw) >= 1:
+            prims = _pool_avg((n, c, h, w), tuple(kernel), tuple(stride), out_hw)
+            return _layer("resize").apply(_c(x), prims, (n, c) + out_hw)
+    return native(x)
+
+
+def mean_hw(x, native):
+    """The mean over H and W, kept as [N, C, 1, 1]."""
+    if _eligible(x) and len(x.shape) == 4:
+        n, c, h, w = x.shape
+        prims = _pool_avg((n, c, h, w), (h, w), (1, 1), (1, 1))
+        return _layer("resize").apply(_c(x), prims, (n, c, 1, 1))
+    return native(x)
+
+
+def upsample2(x, mode, native):
+    """Resize by 2: ``bilinear`` (half-pixel centres, align_corners False) or ``nearest`` (2 x 2 blocks)."""
+    if _eligible(x) and len(x.shape) == 4:
+        n, c, h, w = x.shape
+        alg = _RESAMPLE_LINEAR if mode == "bilinear" else _RESAMPLE_NEAREST
+        prims = _resample(alg, (n, c, h, w), (2 * h, 2 * w))
+        return _layer("resize").apply(_c(x), prims, (n, c, 2 * h, 2 * w))
+    return native(x)
+
+
+@contextlib.contextmanager
+def interrupts_unwrapped():
+    """A Ctrl-C that lands in a PyLayer's backward (Python run by Paddle's C++ autograd) comes back as an
+    ``OSError`` naming KeyboardInterrupt; inside this block it is a KeyboardInterrupt again."""
+    try:
+        yield
+    except OSError as exc:
+        if "KeyboardInterrupt" in str(exc):
+            raise KeyboardInterrupt from None
+        raise
+
+
+# ---- routing a network's convolutions --------------------------------------------------------------------------
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)
+
+
+def _routable(layer):
+    """Whether ``layer`` is an ``nn.Conv2D`` this module computes (NCHW, explicit symmetric zero padding)."""
+    import paddle.nn as nn
+
+    return (type(layer) is nn.Conv2D and layer._data_format == "NCHW" and layer._padding_mode == "zeros"
+            and getattr(layer, "_padding_algorithm", None) == "EXPLICIT"
+            and len(getattr(layer, "_updated_padding", ())) == 2)
+
+
+def _routed_forward(layer, native):
+    import paddle
+
+    stride, dilation, groups = _pair(layer._stride), _pair(layer._dilation), int(layer._groups)
+    padding = _pair(layer._updated_padding)
+
+    def forward(x):
+        w, b = layer.weight, layer.bias
+        if (paddle.in_dynamic_mode() and x.dtype == paddle.float32 and w.dtype == paddle.float32
+                and x.place.is_cpu_place() and w.place.is_cpu_place() and len(x.shape) == 4):
+            return conv2d(x, w, b, stride, padding, dilation, groups)
+        return native(x)
+
+    return forward
+
+
+def _pairs(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)
+
+
+def _layer_forward(layer):
+    """The oneDNN forward for an activation, pooling or resize layer this module computes, else None."""
+    import paddle.nn as nn
+
+    native = layer.forward
+    kind = type(layer)
+    if kind is nn.LeakyReLU:
+        return lambda x: leaky_relu(x, layer._negative_slope, native)
+    if kind is nn.ReLU:
+        return lambda x: leaky_relu(x, 0.0, native)
+    if (kind is nn.AvgPool2D and layer.data_format == "NCHW" and layer.divisor is None and layer.padding == 0
+            and (layer.exclusive or not layer.ceil_mode)):
+        kernel = _pairs(layer.ksize)
+        stride = kernel if layer.stride is None else _pairs(layer.stride)
+        return lambda x: avg_pool(x, kernel, stride, layer.ceil_mode, native)
+    scale = layer.scale_factor if kind is nn.Upsample else None
+    if (kind is nn.Upsample and layer.size is None and layer.data_format in (None, "NCHW")
+            and scale in (2, 2.0, [2, 2], (2, 2), [2.0, 2.0], (2.0, 2.0))
+            and (layer.mode == "nearest" or (layer.mode == "bilinear" and not layer.align_corners
+                                             and layer.align_mode == 0))):
+        return lambda x: upsample2(x, layer.mode, native)
+    return None
+
+
+_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2")
+
+
+def _install_ops():
+    """oneDNN kernels behind ``networks.common.OPS`` (process-wide; each call still checks its inputs)."""
+    import functools
+
+    from networks.common import OPS, Ops
+
+    OPS.mul = functools.partial(multiply, native=Ops.mul)
+    OPS.add = functools.partial(add, native=Ops.add)
+    OPS.mean_hw = functools.partial(mean_hw, native=Ops.mean_hw)
+    OPS.upsample2 = lambda x, mode: upsample2(x, mode, lambda t: Ops.upsample2(t, mode))
+
+
+def remove_ops():
+    from networks.common import OPS
+
+    for name in _OPS_NAMES:
+        OPS.__dict__.pop(name, None)
+
+
+def install(net):
+    """Route ``net``'s float32 CPU dygraph calls of convolutions, activations, poolings and resizes (and the
+    networks' ``OPS``) through oneDNN; returns how many layers."""
+    count = 0
+    for layer in net.sublayers(include_self=True):
+        if "_native_forward" in layer.__dict__:
+            continue
+        forward = _routed_forward(layer, layer.forward) if _routable(layer) else _layer_forward(layer)
+        if forward is not None:
+            layer._native_forward = layer.forward
+            layer.forward = forward
+            count += 1
+    _install_ops()
+    return count
+
+
+def remove(net):
+    """Undo ``install`` for ``net`` (and the process-wide ``OPS``)."""
+    for layer in net.sublayers(include_self=True):
+        if "_native_forward" in layer.__dict__:
+            del layer.__dict__["forward"]
+            del layer.__dict__["_native_forward"]
+    remove_ops()
+
+
+def available():
+    """``(ok, reason)``: the library loads and its convolutions match Paddle's (forward and both gradients, on a
+    small grouped, strided and dilated case) to float32 rounding; checked once per process."""
+    if "ok" not in _STATE:
+        try:
+            _STATE["ok"], _STATE["reason"] = _self_check(), ""
+        except Exception as exc:  # no library, another ABI, a mismatch: the native kernels stay
+            _STATE["ok"], _STATE["reason"] = False, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return _STATE["ok"], _STATE["reason"]
+
+
+def _self_check():
+    import paddle
+    import paddle.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    for shape, (o, g, s, p, d), bias in (((2, 8, 11, 13), (16, 2, 2, 1, 1), True),
+                                          ((1, 3, 9, 9), (8, 1, 1, 2, 2), False)):
+        x = paddle.to_tensor(rng.standard_normal(shape, dtype=np.float32), stop_gradient=False)
+        w = paddle.to_tensor(rng.standard_normal((o, shape[1] // g, 3, 3), dtype=np.float32) * 0.2,
+                             stop_gradient=False)
+        b = paddle.to_tensor(rng.standard_normal(o, dtype=np.float32), stop_gradient=False) if bias else None
+        inputs = [x, w] + ([b] if bias else [])
+        ref = F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
+        dy = paddle.to_tensor(rng.standard_normal(ref.shape, dtype=np.float32))
+        want = [ref] + list(paddle.grad([ref], inputs, [dy]))
+        got = conv2d(x, w, b, (s, s), (p, p), (d, d), g)
+        got = [got] + list(paddle.grad([got], inputs, [dy]))
+        for a, c in zip(want, got):
+            a, c = a.numpy(), c.numpy()
+            if a.shape != c.shape or not np.allclose(a, c, rtol=1e-4, atol=1e-4 * float(np.abs(a).max())):
+                raise OneDNNError("oneDNN convolution self-check: results differ from Paddle's kernels")
+    return True
+
+
+def onednn_plan(setting, device, amp, static_asked):
+    """Whether the trainer runs its dygraph step on oneDNN kernels: ``(use, message)``; ``message`` is a line
+    for the log when the setting asked for them and they cannot be used (None otherwise).
+
+    Only on the CPU (GPUs and NPUs keep their own kernels: cuDNN, CANN), without AMP (its casts happen inside
+    Paddle's own operators), and not when ``train.cpu_static: true`` asks for the static program (which has
+    oneDNN kernels of its own)."""
+    if device.split(":", 1)[0] != "cpu" or setting is False:
+        return False, None
+    if amp or static_asked:
+        why = "AMP is on" if amp else "train.cpu_static: true runs the static program"
+        return False, (f"train.onednn_ops: {why}, so the step uses Paddle's own kernels" if setting is True
+                       else None)
+    ok, reason = available()
+    if not ok:
+        return False, f"train.onednn_ops: oneDNN kernels unavailable ({reason}); Paddle's own kernels instead"
+    return True, None
