@@ -226,3 +226,20 @@ def test_unavailable_kernels_train_on_paddles_with_one_warning(sidd_lite, tmp_pa
     log = open(os.path.join(t.model_dir, "train.log"), encoding="utf-8").read()
     assert t.onednn_layers == 0 and len(t.history) == 4
     assert log.count("train.onednn_ops: oneDNN kernels unavailable (OneDNNError: simulated)") == 1
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,pad,bias", [(16, 8, 4, 2, 1, True), (8, 8, 3, 1, 1, False)])
+def test_transposed_convolution_and_both_gradients_match_paddle(cin, cout, k, stride, pad, bias):
+    rng = np.random.default_rng(0)
+    layer = paddle.nn.Conv2DTranspose(cin, cout, k, stride=stride, padding=pad, bias_attr=None if bias else False)
+    forward = onednn._layer_forward(layer)
+    assert forward is not None
+    inputs = [_tensor(rng, (2, cin, 7, 9)), layer.weight] + ([layer.bias] if bias else [])
+
+    def reference(x, wt, b=None):
+        return F.conv2d_transpose(x, wt, b, stride=stride, padding=pad)
+
+    def ours(x, wt, b=None):
+        return onednn.conv2d_transpose(x, wt, b, (stride, stride), (pad, pad), None)
+
+    _assert_same(reference, ours, inputs)

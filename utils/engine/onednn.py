@@ -250,7 +250,7 @@ class ConvPlan:
         ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         if oh < 1 or ow < 1:
             raise OneDNNError(f"convolution output would be empty for input {x_shape}")
-        self.out_shape = [n, o, oh, ow]
+        self.in_shape, self.out_shape = [n, c, h, w], [n, o, oh, ow]
         self.bias = bias
         wdims, wtag = ([groups, o // groups, cg, kh, kw], _TAG_ABCDE) if groups > 1 else ([o, cg, kh, kw], _TAG_ABCD)
         user = {"src": lib.md(x_shape, _TAG_ABCD), "w": lib.md(wdims, wtag), "dst": lib.md(self.out_shape, _TAG_ABCD)}
@@ -258,17 +258,11 @@ class ConvPlan:
                 "dst": lib.md(self.out_shape, _TAG_ANY)}
         bias_md = lib.md([o], _TAG_A) if bias else None
         geometry = (_dims(stride), _dims([d - 1 for d in dilation]), _dims(padding), _dims(padding))
-        fwd = ctypes.c_void_p()
-        lib.check(lib.lib.dnnl_convolution_forward_primitive_desc_create(
-            ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, _CONV_DIRECT, anys["src"], anys["w"], bias_md,
-            anys["dst"], *geometry, None), "convolution forward descriptor")
-        bwd_d, bwd_w = ctypes.c_void_p(), ctypes.c_void_p()
-        lib.check(lib.lib.dnnl_convolution_backward_data_primitive_desc_create(
-            ctypes.byref(bwd_d), lib.engine, _CONV_DIRECT, anys["src"], anys["w"], anys["dst"], *geometry, fwd,
-            None), "convolution backward-data descriptor")
-        lib.check(lib.lib.dnnl_convolution_backward_weights_primitive_desc_create(
-            ctypes.byref(bwd_w), lib.engine, _CONV_DIRECT, anys["src"], anys["w"], bias_md, anys["dst"],
-            *geometry, fwd, None), "convolution backward-weights descriptor")
+        fwd, bwd_d, bwd_w = self._descriptors(anys, bias_md, geometry)
+        if "gemm" in lib.impl(fwd):
+            # a GEMM-based kernel (e.g. groups whose channels are not a multiple of 8) takes the plain tensors as
+            # they are: no reorders
+            fwd, bwd_d, bwd_w = self._descriptors(user, bias_md, geometry)
         self.impls = {"forward": lib.impl(fwd), "backward_data": lib.impl(bwd_d), "backward_weights": lib.impl(bwd_w)}
         self.fwd_prim, self.bwd_d_prim, self.bwd_w_prim = lib.primitive(fwd), lib.primitive(bwd_d), lib.primitive(bwd_w)
         q = lambda pd, what: lib.query_md(pd, what)  # noqa: E731
@@ -287,6 +281,20 @@ class ConvPlan:
         self.bias_mem = lib.memory(bias_md) if bias else None
         # both gradients take diff_dst in one format (the usual case): one reorder serves both
         self.shared_ddst = not self.d_ddst.plain and lib.same(self.d_ddst.op_md, self.w_ddst.op_md)
+
+    def _descriptors(self, mds, bias_md, geometry):
+        lib = self.lib
+        fwd, bwd_d, bwd_w = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        lib.check(lib.lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, _CONV_DIRECT, mds["src"], mds["w"], bias_md,
+            mds["dst"], *geometry, None), "convolution forward descriptor")
+        lib.check(lib.lib.dnnl_convolution_backward_data_primitive_desc_create(
+            ctypes.byref(bwd_d), lib.engine, _CONV_DIRECT, mds["src"], mds["w"], mds["dst"], *geometry, fwd,
+            None), "convolution backward-data descriptor")
+        lib.check(lib.lib.dnnl_convolution_backward_weights_primitive_desc_create(
+            ctypes.byref(bwd_w), lib.engine, _CONV_DIRECT, mds["src"], mds["w"], bias_md, mds["dst"],
+            *geometry, fwd, None), "convolution backward-weights descriptor")
+        return fwd, bwd_d, bwd_w
 
     def forward(self, x, w, b):
         import paddle
@@ -307,7 +315,7 @@ class ConvPlan:
 
         dx = dw = db = ddst = None
         if need_dx:
-            dx = paddle.empty(x.shape, dtype="float32")
+            dx = paddle.empty(self.in_shape, dtype="float32")
             ddst, wt = self.d_ddst.into_op(dy.data_ptr()), self.d_w.into_op(w.data_ptr())
             dsrc = self.d_dsrc.out_ptr(dx.data_ptr())
             self.lib.run(self.bwd_d_prim, [(_ARG_DIFF_DST, self.d_ddst.op_mem, ddst),
@@ -358,7 +366,26 @@ def _conv_layer():
                                            need_dw=not weight.stop_gradient)
             return (dx, dw, db) if ctx.has_bias else (dx, dw)
 
-    return OneDNNConv2D
+    class OneDNNConv2DTranspose(PyLayer):
+        """The transposed convolution of ``plan``'s convolution (which maps the output's shape to the input's
+        with the same weights): its forward is that convolution's data gradient, its gradients are that
+        convolution's forward and weight gradient."""
+
+        @staticmethod
+        def forward(ctx, x, weight, plan):
+            ctx.plan = plan
+            ctx.save_for_backward(x, weight)
+            return plan.backward(None, weight, x, need_dx=True, need_dw=False)[0]
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, weight = ctx.saved_tensor()
+            dy = dy if dy.is_contiguous() else dy.contiguous()
+            dx = ctx.plan.forward(dy, weight, None) if not x.stop_gradient else None
+            dw = ctx.plan.backward(dy, weight, x, need_dx=False, need_dw=True)[1] if not weight.stop_gradient else None
+            return dx, dw
+
+    return OneDNNConv2D, OneDNNConv2DTranspose
 
 
 _FN = {}
@@ -367,12 +394,27 @@ _FN = {}
 def conv2d(x, weight, bias, stride, padding, dilation, groups):
     """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs."""
     if "fn" not in _FN:
-        _FN["fn"] = _conv_layer()
+        _FN["fn"], _FN["transpose"] = _conv_layer()
     x = x if x.is_contiguous() else x.contiguous()
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None)
     if bias is None:
         return _FN["fn"].apply(x, weight, None, plan)
     return _FN["fn"].apply(x, weight, bias, plan)
+
+
+def conv2d_transpose(x, weight, bias, stride, padding, native):
+    """oneDNN transposed convolution (groups 1, no dilation or output padding) of float32 NCHW CPU tensors;
+    ``native()`` when the output size is not the one a convolution of the same geometry maps back from."""
+    if "fn" not in _FN:
+        _FN["fn"], _FN["transpose"] = _conv_layer()
+    n, c, h, w = x.shape
+    cout, (kh, kw) = weight.shape[1], weight.shape[2:]
+    out = [n, cout, (h - 1) * stride[0] - 2 * padding[0] + kh, (w - 1) * stride[1] - 2 * padding[1] + kw]
+    plan = _plan(out, weight.shape, stride, padding, (1, 1), 1, False)
+    if plan.out_shape != [n, c, h, w]:
+        return native()
+    y = _FN["transpose"].apply(x if x.is_contiguous() else x.contiguous(), weight, plan)
+    return y if bias is None else add(y, bias.reshape([1, -1, 1, 1]), lambda a, b: a + b)
 
 
 # ---- element-wise primitives on plain tensors ------------------------------------------------------------------
@@ -567,7 +609,10 @@ def _elementwise_layers():
 
         @staticmethod
         def backward(ctx, g):
-            g, dx = _c(g), _empty(ctx.in_shape)
+            g = _c(g)
+            if callable(ctx.prims[1]):  # a gradient computed with Paddle's GEMMs
+                return ctx.prims[1](g, ctx.in_shape)
+            dx = _empty(ctx.in_shape)
             ctx.prims[1].run({_ARG_DIFF_DST: g.data_ptr(), _ARG_DIFF_SRC: dx.data_ptr()})
             return dx
 
@@ -645,12 +690,49 @@ def mean_hw(x, native):
     return native(x)
 
 
+def _resize_matrix(n, mode):
+    """[2n, n]: rows of the x2 resize along one axis -- ``bilinear`` (half-pixel centres, edges clamped) or
+    ``nearest`` (each input pixel twice)."""
+    import paddle
+
+    a = np.zeros((2 * n, n), dtype=np.float32)
+    for o in range(2 * n):
+        if mode == "nearest":
+            a[o, o // 2] = 1
+            continue
+        src = max((o + 0.5) / 2 - 0.5, 0.0)
+        i0 = int(src)
+        lam = src - i0
+        a[o, i0] += 1 - lam
+        a[o, min(i0 + 1, n - 1)] += lam
+    return paddle.to_tensor(a)
+
+
+_MATRICES = {}
+
+
+def _resize_grad(mode):
+    """The gradient of the x2 resize: ``A_h^T g A_w`` with two GEMMs (oneDNN's resampling backward runs a slow
+    generic kernel)."""
+    import paddle
+
+    def grad(g, shape):
+        n, c, h, w = shape
+        for k in (h, w):
+            if (k, mode) not in _MATRICES:
+                _MATRICES[k, mode] = _resize_matrix(k, mode)
+        t = paddle.matmul(g.reshape([n * c, 2 * h, 2 * w]), _MATRICES[w, mode])  # [NC, 2H, W]
+        return paddle.matmul(_MATRICES[h, mode], t, transpose_x=True).reshape([n, c, h, w])
+
+    return grad
+
+
 def upsample2(x, mode, native):
     """Resize by 2: ``bilinear`` (half-pixel centres, align_corners False) or ``nearest`` (2 x 2 blocks)."""
     if _eligible(x) and len(x.shape) == 4:
         n, c, h, w = x.shape
         alg = _RESAMPLE_LINEAR if mode == "bilinear" else _RESAMPLE_NEAREST
-        prims = _resample(alg, (n, c, h, w), (2 * h, 2 * w))
+        prims = (_resample(alg, (n, c, h, w), (2 * h, 2 * w))[0], _resize_grad(mode))
         return _layer("resize").apply(_c(x), prims, (n, c, 2 * h, 2 * w))
     return native(x)
 
@@ -708,6 +790,18 @@ def _layer_forward(layer):
 
     native = layer.forward
     kind = type(layer)
+    if (kind is nn.Conv2DTranspose and layer._data_format == "NCHW" and int(layer._groups) == 1
+            and _pairs(layer._dilation) == (1, 1) and not layer.output_padding
+            and getattr(layer, "_padding_algorithm", None) == "EXPLICIT"
+            and len(getattr(layer, "_updated_padding", ())) == 2):
+        stride, padding = _pairs(layer._stride), _pairs(layer._updated_padding)
+
+        def transposed(x, output_size=None):
+            if output_size is not None or not _eligible(x, layer.weight) or len(x.shape) != 4:
+                return native(x, output_size)
+            return conv2d_transpose(x, layer.weight, layer.bias, stride, padding, lambda: native(x))
+
+        return transposed
     if kind is nn.LeakyReLU:
         return lambda x: leaky_relu(x, layer._negative_slope, native)
     if kind is nn.ReLU:
