@@ -31,6 +31,10 @@ class Ops:
         return x + y
 
     @staticmethod
+    def concat(xs, axis):
+        return paddle.concat(xs, axis=axis)
+
+    @staticmethod
     def mean_hw(x):
         """Mean over H and W, kept as [N, C, 1, 1]."""
         return F.adaptive_avg_pool2d(x, 1)

@@ -18,7 +18,6 @@ Differences from the official model, none of which changes its weights or its ou
   every path (dygraph, both export formats, oneDNN, OpenVINO, ONNX) and converts to one resize op for the
   engines, where a tiled copy would add tile and layout-reorder ops.
 """
-import paddle
 from paddle import nn
 
 from .common import OPS, pad_to_multiple, torch_default_init
@@ -84,7 +83,7 @@ class AFF(nn.Layer):
                                   BasicConv(out_channel, out_channel, 3, relu=False))
 
     def forward(self, x1, x2, x4):
-        return self.conv(paddle.concat([x1, x2, x4], axis=1))
+        return self.conv(OPS.concat([x1, x2, x4], 1))
 
 
 class SCM(nn.Layer):
@@ -98,7 +97,7 @@ class SCM(nn.Layer):
         self.conv = BasicConv(out_plane, out_plane, 1, relu=False)
 
     def forward(self, x):
-        return self.conv(paddle.concat([x, self.main(x)], axis=1))
+        return self.conv(OPS.concat([x, self.main(x)], 1))
 
 
 class FAM(nn.Layer):
@@ -162,9 +161,9 @@ class MIMOUNet(nn.Layer):
 
         z = self.Decoder[0](z)
         out_4 = self.ConvsOut[0](z) + x_4
-        z = self.Decoder[1](self.Convs[0](paddle.concat([self.feat_extract[3](z), fused2], axis=1)))
+        z = self.Decoder[1](self.Convs[0](OPS.concat([self.feat_extract[3](z), fused2], 1)))
         out_2 = self.ConvsOut[1](z) + x_2
-        z = self.Decoder[2](self.Convs[1](paddle.concat([self.feat_extract[4](z), fused1], axis=1)))
+        z = self.Decoder[2](self.Convs[1](OPS.concat([self.feat_extract[4](z), fused1], 1)))
         out = self.feat_extract[5](z) + x
         return [out_4[:, :, :(h + 3) // 4, :(w + 3) // 4], out_2[:, :, :(h + 1) // 2, :(w + 1) // 2],
                 out[:, :, :h, :w]]

@@ -82,6 +82,10 @@ def _add(a, b):
     ("spatial mean", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: onednn.mean_hw(x, None), [(2, 8, 7, 9)]),
     ("bilinear x2", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),
      lambda x: onednn.upsample2(x, "bilinear", None), [(2, 8, 7, 9)]),
+    ("channel concatenation", lambda a, b, c: paddle.concat([a, b, c], axis=1),
+     lambda a, b, c: onednn.concat([a, b, c], 1, None), [(2, 3, 5, 7), (2, 8, 5, 7), (2, 1, 5, 7)]),
+    ("row concatenation", lambda a, b: paddle.concat([a, b], axis=-2),
+     lambda a, b: onednn.concat([a, b], -2, None), [(2, 3, 5, 7), (2, 3, 2, 7)]),
     ("nearest x2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
      lambda x: onednn.upsample2(x, "nearest", None), [(2, 8, 7, 9)]),
 ])
@@ -243,3 +247,13 @@ def test_transposed_convolution_and_both_gradients_match_paddle(cin, cout, k, st
         return onednn.conv2d_transpose(x, wt, b, (stride, stride), (pad, pad), None)
 
     _assert_same(reference, ours, inputs)
+
+
+@pytest.mark.parametrize("small", [(2, 1, 5, 7), (1, 8, 1, 1), (2, 8, 1, 1), (1, 1, 1, 1), (2, 8, 5, 1)])
+def test_sums_to_a_broadcast_shape(small):
+    full = _tensor(np.random.default_rng(0), (2, 8, 5, 7))
+    axes = [i for i, (s, f) in enumerate(zip(small, full.shape)) if s == 1 and f > 1]
+    want = full.numpy().sum(axis=tuple(axes), keepdims=True)
+    got = onednn._sum_to(full, small).numpy()
+    assert got.shape == small
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

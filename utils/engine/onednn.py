@@ -42,6 +42,7 @@ _Q_IMPL_INFO = 8
 _Q_SRC, _Q_DIFF_SRC, _Q_WEIGHTS, _Q_DIFF_WEIGHTS, _Q_DST, _Q_DIFF_DST = 129, 130, 131, 132, 133, 134
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS = 1, 17, 33, 41
 _ARG_DIFF_SRC, _ARG_DIFF_DST, _ARG_DIFF_WEIGHTS, _ARG_DIFF_BIAS = 129, 145, 161, 169
+_ARG_MULTIPLE_SRC = 1024
 _Dims = ctypes.c_int64 * 12
 _ELTWISE_RELU = 0x20
 _POOL_AVG_EXCLUDE = 0x3FF
@@ -98,6 +99,9 @@ class _Library:
                                                               vp, vp, vp, vp],
             "dnnl_resampling_backward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, vp,
                                                                vp, vp],
+            "dnnl_concat_primitive_desc_create": [ctypes.POINTER(vp), vp, vp, ctypes.c_int, ctypes.c_int,
+                                                  ctypes.POINTER(vp), vp],
+            "dnnl_memory_desc_create_submemory": [ctypes.POINTER(vp), vp, _Dims, _Dims],
             "dnnl_reduction_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, ctypes.c_float,
                                                      ctypes.c_float, vp],
             "dnnl_primitive_desc_query": [vp, ctypes.c_int, ctypes.c_int, vp],
@@ -460,6 +464,35 @@ def _binary(alg, shape0, shape1):
     return _cached(("binary", alg, shape0, shape1), build)
 
 
+def _concat(shapes, axis):
+    """The concatenation of plain tensors of ``shapes`` along ``axis`` and, for its gradient, one reorder per
+    input out of its window of the output."""
+    def build():
+        lib = _library()
+        out_shape = list(shapes[0])
+        out_shape[axis] = sum(s[axis] for s in shapes)
+        dst, srcs = _plain_md(out_shape), [_plain_md(s) for s in shapes]
+        pd = _pd()
+        arr = (ctypes.c_void_p * len(srcs))(*[m.value for m in srcs])
+        lib.check(lib.lib.dnnl_concat_primitive_desc_create(ctypes.byref(pd), lib.engine, dst, len(srcs), axis,
+                                                             arr, None), "concat descriptor")
+        fwd = _Plain(pd, {_ARG_MULTIPLE_SRC + i: m for i, m in enumerate(srcs)} | {_ARG_DST: dst})
+        grads, offset = [], 0
+        for shape, md in zip(shapes, srcs):
+            offsets = [0] * len(shape)
+            offsets[axis] = offset
+            offset += shape[axis]
+            window = ctypes.c_void_p()
+            lib.check(lib.lib.dnnl_memory_desc_create_submemory(ctypes.byref(window), dst, _dims(shape),
+                                                                 _dims(offsets)), "sub-memory descriptor")
+            rpd = _pd()
+            lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), window, lib.engine, md,
+                                                                  lib.engine, None), "reorder")
+            grads.append(_Plain(rpd, {_ARG_SRC: window, _ARG_DST: md}))
+        return tuple(out_shape), fwd, grads
+    return _cached(("concat", tuple(shapes), axis), build)
+
+
 def _reduce_sum(src_shape, dst_shape):
     def build():
         lib = _library()
@@ -517,15 +550,19 @@ def _resample(alg, shape, out_hw):
 
 
 def _sum_to(full, small):
-    """``full`` summed over the axes where ``small`` has 1.  A sum over the channels alone (a [N, 1, H, W]
-    operand) is a product with a row of ones (oneDNN's reduction runs reference code for it); other sums are
-    oneDNN reductions."""
+    """``full`` summed over the axes where ``small`` has 1.  Sums that oneDNN's reduction runs with reference
+    code -- over the channels alone (a [N, 1, H, W] operand) and over N, H and W (a [1, C, 1, 1] bias) -- are
+    products with a vector of ones (GEMMs); the others are oneDNN reductions."""
     import paddle
 
     shape = tuple(full.shape)
-    if len(shape) >= 3 and small[1] == 1 and small[0] == shape[0] and small[2:] == shape[2:] and shape[1] > 1:
+    if len(shape) == 4 and small[1] == 1 and small[0] == shape[0] and small[2:] == shape[2:] and shape[1] > 1:
         ones = paddle.ones([1, shape[1]], dtype="float32")
         return paddle.matmul(ones, full.reshape([shape[0], shape[1], -1])).reshape(list(small))
+    if len(shape) == 4 and small == (1, shape[1], 1, 1) and shape[0] > 1:
+        ones = paddle.ones([shape[2] * shape[3], 1], dtype="float32")
+        per_image = paddle.matmul(full.reshape([shape[0], shape[1], -1]), ones)  # [N, C, 1]
+        return per_image.sum(axis=0).reshape(list(small))
     out = _empty(small)
     _reduce_sum(shape, small).run({_ARG_SRC: full.data_ptr(), _ARG_DST: out.data_ptr()})
     return out
@@ -616,7 +653,27 @@ def _elementwise_layers():
             ctx.prims[1].run({_ARG_DIFF_DST: g.data_ptr(), _ARG_DIFF_SRC: dx.data_ptr()})
             return dx
 
-    return {"mul": Mul, "add": AddBroadcast, "leaky_relu": LeakyReLU, "resize": Resize}
+    class Concat(PyLayer):
+        @staticmethod
+        def forward(ctx, axis, *xs):
+            shape, fwd, ctx.grads = _concat([tuple(x.shape) for x in xs], axis)
+            ctx.shapes, ctx.needs = [tuple(x.shape) for x in xs], [not x.stop_gradient for x in xs]
+            out = _empty(shape)
+            fwd.run({_ARG_MULTIPLE_SRC + i: x.data_ptr() for i, x in enumerate(xs)} | {_ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            g, grads = _c(g), []
+            for shape, need, prim in zip(ctx.shapes, ctx.needs, ctx.grads):
+                dx = None
+                if need:
+                    dx = _empty(shape)
+                    prim.run({_ARG_SRC: g.data_ptr(), _ARG_DST: dx.data_ptr()})
+                grads.append(dx)
+            return tuple(grads)
+
+    return {"mul": Mul, "add": AddBroadcast, "leaky_relu": LeakyReLU, "resize": Resize, "concat": Concat}
 
 
 _EW = {}
@@ -659,6 +716,15 @@ def add(a, b, native):
         if sa != sb and _broadcasts_to(sa, sb):
             return _layer("add").apply(_c(b), _c(a))
     return native(a, b)
+
+
+def concat(xs, axis, native):
+    """``paddle.concat(xs, axis)`` of same-rank tensors."""
+    xs = list(xs)
+    if _eligible(*xs) and len(xs) > 1 and all(len(x.shape) == len(xs[0].shape) <= 6 for x in xs):
+        axis = axis % len(xs[0].shape)
+        return _layer("concat").apply(axis, *[_c(x) for x in xs])
+    return native(xs, axis)
 
 
 def leaky_relu(x, alpha, native):
@@ -820,7 +886,7 @@ def _layer_forward(layer):
     return None
 
 
-_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2")
+_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "concat")
 
 
 def _install_ops():
@@ -833,6 +899,7 @@ def _install_ops():
     OPS.add = functools.partial(add, native=Ops.add)
     OPS.mean_hw = functools.partial(mean_hw, native=Ops.mean_hw)
     OPS.upsample2 = lambda x, mode: upsample2(x, mode, lambda t: Ops.upsample2(t, mode))
+    OPS.concat = functools.partial(concat, native=Ops.concat)
 
 
 def remove_ops():
