@@ -422,7 +422,8 @@ def _note(r):
         return r["error"]
     if r["backend"] == "train":
         return (f"{r['median_s']} s per optimizer step, {r['images_per_s']} images/s, step: "
-                f"{r.get('train_step', 'dygraph')}, {r.get('loss', 'L1Loss')}, reader {100 * r['reader_share']:.1f} % of each iteration "
+                f"{r.get('train_step', 'dygraph')}, {r.get('loss', 'L1Loss')}, "
+                f"reader {100 * r['reader_share']:.1f} % of each iteration "
                 f"(batch {r['batch_size']}, {r['num_workers']} workers)")
     return f"{r['mpix_per_s']} Mpixel/s" if r.get("mpix_per_s") else ""
 
