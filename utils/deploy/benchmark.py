@@ -261,6 +261,11 @@ def infer_worker(spec):
             "device": getattr(run, "description", backend), "engine": getattr(run, "engine", backend)}
 
 
+def _setting(value):
+    """A command line's auto / true / false as the config's value."""
+    return {"true": True, "false": False}.get(value, "auto")
+
+
 def train_config(spec, root):
     """Run config for the ``train`` backend: the model's recipe, first stage only, on its lite data; returns
     (config, batch, (height, width)).  ``spec`` height / width (None: the stage's patch) give the patch: a square
@@ -287,8 +292,8 @@ def train_config(spec, root):
         cfg["data"]["num_workers"] = int(spec["num_workers"])
     cfg["train"].update(stages=[{"iters": iters, "batch_size": batch, "patch_size": max(size)}],
                         max_iters=None, max_minutes=None,
-                        cpu_static={"true": True, "false": False}.get(spec.get("train_cpu_static"), "auto"),
-                        onednn_ops={"true": True, "false": False}.get(spec.get("train_onednn_ops"), "auto"))
+                        cpu_static=_setting(spec.get("train_cpu_static")),
+                        onednn_ops=_setting(spec.get("train_onednn_ops")))
     cfg["train"]["scheduler"] = {"name": "ConstantLR"}
     cfg["output"] = {"model_dir": os.path.join(spec["folder"], "train"), "log_dir": os.path.join(spec["folder"], "vdl"),
                      "checkpoint_freq": 10 ** 9, "keep_last": 1}

@@ -7,9 +7,10 @@ static programs) has multi-threaded JIT kernels for all of them.  This module ca
 (ctypes: nothing to compile) and wires each kernel into autograd with a ``PyLayer``:
 
 * ``install(net)`` routes ``net``'s float32 CPU dygraph calls of ``nn.Conv2D`` (NCHW, explicit zero padding),
-  ``nn.ReLU`` / ``nn.LeakyReLU``, ``nn.AvgPool2D`` (no padding) and ``nn.Upsample`` (x2, nearest or bilinear
-  without corner alignment) through oneDNN, and puts oneDNN behind the networks' element-wise steps
-  (``networks.common.OPS``: broadcasting products and sums, spatial means, x2 resizes).  Parameters, keys and
+  ``nn.Conv2DTranspose`` (groups 1), ``nn.ReLU`` / ``nn.LeakyReLU``, ``nn.AvgPool2D`` (no padding) and
+  ``nn.Upsample`` (x2, nearest or bilinear without corner alignment) through oneDNN, and puts oneDNN behind the
+  networks' element-wise steps (``networks.common.OPS``: broadcasting products and sums, spatial means, x2
+  resizes, concatenations).  Parameters, keys and
   values are unchanged; any other dtype, place or layout, and every static program (exports, ``to_static``),
   takes Paddle's own operator call by call, so AMP, GPUs and NPUs are untouched.  ``remove(net)`` undoes it.
 * ``available()`` says whether the library loads and a self-check (forward and both gradients against
@@ -24,19 +25,16 @@ The other kernels work on the plain tensors directly.
 
 import contextlib
 import ctypes
-import logging
 import os
 import threading
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
 # ---- oneDNN C API constants (oneDNN 3.x ABI) ----------------------------------------------------------------
 _CPU = 1
 _F32 = 3
 _TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
-_FORWARD_TRAINING, _FORWARD_INFERENCE = 64, 96
+_FORWARD_TRAINING = 64
 _CONV_DIRECT = 0x1
 _Q_IMPL_INFO = 8
 _Q_SRC, _Q_DIFF_SRC, _Q_WEIGHTS, _Q_DIFF_WEIGHTS, _Q_DST, _Q_DIFF_DST = 129, 130, 131, 132, 133, 134
@@ -97,8 +95,6 @@ class _Library:
                                                             _Dims, _Dims, _Dims, _Dims, vp, vp],
             "dnnl_resampling_forward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, ctypes.c_int,
                                                               vp, vp, vp, vp],
-            "dnnl_resampling_backward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, vp, vp, vp,
-                                                               vp, vp],
             "dnnl_concat_primitive_desc_create": [ctypes.POINTER(vp), vp, vp, ctypes.c_int, ctypes.c_int,
                                                   ctypes.POINTER(vp), vp],
             "dnnl_memory_desc_create_submemory": [ctypes.POINTER(vp), vp, _Dims, _Dims],
@@ -184,7 +180,7 @@ def _dims(values):
 
 _LIB = None
 _LIB_LOCK = threading.Lock()
-_STATE = {}  # "available": bool, "reason": str
+_STATE = {}  # "ok": bool, "reason": str (available())
 
 
 def _library():
@@ -395,29 +391,29 @@ def _conv_layer():
 _FN = {}
 
 
+def _conv_fn(name):
+    if not _FN:
+        _FN["conv"], _FN["transpose"] = _conv_layer()
+    return _FN[name]
+
+
 def conv2d(x, weight, bias, stride, padding, dilation, groups):
     """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs."""
-    if "fn" not in _FN:
-        _FN["fn"], _FN["transpose"] = _conv_layer()
     x = x if x.is_contiguous() else x.contiguous()
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None)
-    if bias is None:
-        return _FN["fn"].apply(x, weight, None, plan)
-    return _FN["fn"].apply(x, weight, bias, plan)
+    return _conv_fn("conv").apply(x, weight, bias, plan)
 
 
 def conv2d_transpose(x, weight, bias, stride, padding, native):
     """oneDNN transposed convolution (groups 1, no dilation or output padding) of float32 NCHW CPU tensors;
     ``native()`` when the output size is not the one a convolution of the same geometry maps back from."""
-    if "fn" not in _FN:
-        _FN["fn"], _FN["transpose"] = _conv_layer()
     n, c, h, w = x.shape
     cout, (kh, kw) = weight.shape[1], weight.shape[2:]
     out = [n, cout, (h - 1) * stride[0] - 2 * padding[0] + kh, (w - 1) * stride[1] - 2 * padding[1] + kw]
     plan = _plan(out, weight.shape, stride, padding, (1, 1), 1, False)
     if plan.out_shape != [n, c, h, w]:
         return native()
-    y = _FN["transpose"].apply(x if x.is_contiguous() else x.contiguous(), weight, plan)
+    y = _conv_fn("transpose").apply(x if x.is_contiguous() else x.contiguous(), weight, plan)
     return y if bias is None else add(y, bias.reshape([1, -1, 1, 1]), lambda a, b: a + b)
 
 
@@ -537,15 +533,14 @@ def _pool_avg(shape, kernel, stride, out_hw):
 
 
 def _resample(alg, shape, out_hw):
+    """The forward x2 resize (oneDNN's resampling backward is a slow generic kernel: see _resize_grad)."""
     def build():
         lib = _library()
         ms, md = _plain_md(shape), _plain_md(tuple(shape[:2]) + out_hw)
-        fwd, bwd = _pd(), _pd()
+        fwd = _pd()
         lib.check(lib.lib.dnnl_resampling_forward_primitive_desc_create(
             ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, alg, None, ms, md, None), "resampling descriptor")
-        lib.check(lib.lib.dnnl_resampling_backward_primitive_desc_create(
-            ctypes.byref(bwd), lib.engine, alg, None, ms, md, fwd, None), "resampling descriptor")
-        return _Plain(fwd, {_ARG_SRC: ms, _ARG_DST: md}), _Plain(bwd, {_ARG_DIFF_DST: md, _ARG_DIFF_SRC: ms})
+        return _Plain(fwd, {_ARG_SRC: ms, _ARG_DST: md})  # its gradient: _resize_grad (GEMMs)
     return _cached(("resample", alg, shape, out_hw), build)
 
 
@@ -708,7 +703,8 @@ def multiply(a, b, native):
 
 
 def add(a, b, native):
-    """``a + b``; oneDNN when one side broadcasts (Paddle's own add of equal shapes is as fast)."""
+    """``a + b``; oneDNN when one side broadcasts (Paddle's own add of equal shapes is close in speed, and its
+    gradient is Paddle's too)."""
     if _eligible(a, b) and len(a.shape) <= 6:
         sa, sb = tuple(a.shape), tuple(b.shape)
         if sa != sb and _broadcasts_to(sb, sa):
@@ -798,7 +794,7 @@ def upsample2(x, mode, native):
     if _eligible(x) and len(x.shape) == 4:
         n, c, h, w = x.shape
         alg = _RESAMPLE_LINEAR if mode == "bilinear" else _RESAMPLE_NEAREST
-        prims = (_resample(alg, (n, c, h, w), (2 * h, 2 * w))[0], _resize_grad(mode))
+        prims = (_resample(alg, (n, c, h, w), (2 * h, 2 * w)), _resize_grad(mode))
         return _layer("resize").apply(_c(x), prims, (n, c, 2 * h, 2 * w))
     return native(x)
 
@@ -817,7 +813,7 @@ def interrupts_unwrapped():
 
 # ---- routing a network's convolutions --------------------------------------------------------------------------
 
-def _pair(v):
+def _pairs(v):
     return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)
 
 
@@ -831,23 +827,15 @@ def _routable(layer):
 
 
 def _routed_forward(layer, native):
-    import paddle
-
-    stride, dilation, groups = _pair(layer._stride), _pair(layer._dilation), int(layer._groups)
-    padding = _pair(layer._updated_padding)
+    stride, dilation, groups = _pairs(layer._stride), _pairs(layer._dilation), int(layer._groups)
+    padding = _pairs(layer._updated_padding)
 
     def forward(x):
-        w, b = layer.weight, layer.bias
-        if (paddle.in_dynamic_mode() and x.dtype == paddle.float32 and w.dtype == paddle.float32
-                and x.place.is_cpu_place() and w.place.is_cpu_place() and len(x.shape) == 4):
-            return conv2d(x, w, b, stride, padding, dilation, groups)
+        if _eligible(x, layer.weight) and len(x.shape) == 4:
+            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups)
         return native(x)
 
     return forward
-
-
-def _pairs(v):
-    return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)
 
 
 def _layer_forward(layer):
