@@ -206,8 +206,8 @@ def _mirnet_cfg(lite, out, **train):
 
 
 def test_training_run_matches_paddles_kernels(sidd_lite, tmp_path):
-    """Same seed, same batches: the loss curves agree to rtol 1e-4 and the weights after 4 Adam steps to 1e-4;
-    the run's log says which step it took."""
+    """Same seed, same batches: the loss curves agree to rtol 1e-4 and the weights after 4 Adam steps (merged
+    with the oneDNN step) to 1e-4; the run's log says which step it took."""
     runs = {}
     for setting in ("auto", False):
         t = Trainer(_mirnet_cfg(sidd_lite, tmp_path / str(setting), onednn_ops=setting), device="cpu",
@@ -215,8 +215,9 @@ def test_training_run_matches_paddles_kernels(sidd_lite, tmp_path):
         t.fit()
         runs[setting] = t
     assert runs["auto"].onednn_layers > 100 and runs[False].onednn_layers == 0
+    assert runs["auto"].optimizer._use_multi_tensor and not runs[False].optimizer._use_multi_tensor  # merged_adam
     log = open(os.path.join(runs["auto"].model_dir, "train.log"), encoding="utf-8").read()
-    assert "layers on oneDNN kernels (train.onednn_ops: false for Paddle's own)" in log
+    assert "layers on oneDNN kernels, Adam as one merged kernel (train.onednn_ops: false for Paddle's own)" in log
     ours, ref = ([h["loss"] for h in runs[k].history] for k in ("auto", False))
     assert len(ours) == 4 and max(ref) - min(ref) > 1e-4
     np.testing.assert_allclose(ours, ref, rtol=1e-4)

@@ -15,6 +15,11 @@ a resumed run gets exactly the learning rates of an uninterrupted one.  ``base_l
   MIRNetV2's ``periods [92000, 208000]``, ``eta_mins [3e-4, 1e-6]`` and ``lr 2e-4`` the rate rises from 2e-4 to
   3e-4 over the first cycle (its "minimum" is above the base rate), then anneals from 2e-4 to 1e-6.
   Past the last cycle the last cycle's formula continues to hold its final value.
+
+``build_optimizer(..., merged=True)`` gives Adam's update as one merged kernel over all parameters (Paddle's
+multi-tensor Adam, ``merged_adam``): on the CPU it runs several times faster than the per-parameter kernel, with
+the same state (moments and beta powers under the same keys, so resume states move between the two) and values
+equal to float32 rounding.  The trainer asks for it with the oneDNN CPU step.
 """
 import bisect
 import math
@@ -129,8 +134,8 @@ class Adam:
         self.lr, (self.beta1, self.beta2) = _positive_lr(lr), (float(b) for b in betas)
         self.eps, self.weight_decay = float(eps), weight_decay
 
-    def make(self, common):
-        cls = getattr(paddle.optimizer, self.paddle_class)
+    def make(self, common, merged=False):
+        cls = merged_adam if merged and self.paddle_class == "Adam" else getattr(paddle.optimizer, self.paddle_class)
         return cls(beta1=self.beta1, beta2=self.beta2, epsilon=self.eps, weight_decay=self._decay(), **common)
 
     def _decay(self):
@@ -157,7 +162,7 @@ class SGD:
         self.lr, self.momentum, self.nesterov = _positive_lr(lr), float(momentum), bool(nesterov)
         self.weight_decay = weight_decay
 
-    def make(self, common):
+    def make(self, common, merged=False):
         return paddle.optimizer.Momentum(momentum=self.momentum, use_nesterov=self.nesterov,
                                          weight_decay=self.weight_decay or None, **common)
 
@@ -167,8 +172,37 @@ def check_optimizer(cfg):
     return OPTIMIZERS.build(cfg)
 
 
-def build_optimizer(cfg, parameters, scheduler, grad_clip=None):
+def build_optimizer(cfg, parameters, scheduler, grad_clip=None, merged=False):
     """The optimizer of a ``train.optimizer`` section over ``parameters``, stepping ``scheduler``, with the
-    gradients clipped to the global L2 norm ``grad_clip`` when it is set."""
+    gradients clipped to the global L2 norm ``grad_clip`` when it is set; ``merged``: Adam as ``merged_adam``
+    (the other optimizers are unchanged)."""
     clip = paddle.nn.ClipGradByGlobalNorm(float(grad_clip)) if grad_clip else None
-    return OPTIMIZERS.build(cfg).make(dict(learning_rate=scheduler, parameters=parameters, grad_clip=clip))
+    return OPTIMIZERS.build(cfg).make(dict(learning_rate=scheduler, parameters=parameters, grad_clip=clip),
+                                      merged=merged)
+
+
+def merged_adam(**kwargs):
+    """``paddle.optimizer.Adam`` on its multi-tensor path (one ``merged_adam`` kernel per step).
+
+    Paddle takes that path only for instances of its own class (it checks the class name), so this is a plain
+    ``Adam`` whose ``step`` is guarded: Paddle fixes the merged parameter list at the first merged step and pairs
+    it with each later step's gradients by position, so a step merges only when the parameters with a gradient
+    are exactly that list (the first merged step: every trainable parameter, all float32); any other step -- a
+    parameter without a gradient, one frozen or unfrozen since -- takes the per-parameter kernel, which updates
+    the same accumulators."""
+    opt = paddle.optimizer.Adam(use_multi_tensor=True, **kwargs)
+    step, params, merged = opt.step, opt._parameter_list, []
+
+    def guarded_step():
+        if isinstance(params[0], dict):  # parameter groups: the per-parameter kernel
+            opt._use_multi_tensor = False
+            return step()
+        live = [id(p) for p in params if not p.stop_gradient and p._grad_ivar() is not None]
+        if not merged and len(live) == sum(not p.stop_gradient for p in params) and all(
+                p.dtype == paddle.float32 for p in params):
+            merged.append(live)
+        opt._use_multi_tensor = bool(merged) and live == merged[0]
+        return step()
+
+    opt.step = guarded_step
+    return opt

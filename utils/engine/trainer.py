@@ -179,7 +179,7 @@ class Trainer:
             self._check_val_set()
         opt_cfg = cfg["train"]["optimizer"]
         self.scheduler = build_scheduler(cfg["train"]["scheduler"], opt_cfg["lr"])
-        self.optimizer = build_optimizer(opt_cfg, self.net.parameters(), self.scheduler, cfg["train"]["grad_clip"])
+        self.optimizer = self._build_optimizer()
         self._setup_amp()
         self.static_step = self._setup_cpu_step()
         forward = self.static_step if self.static_step is not None else self.net
@@ -199,6 +199,11 @@ class Trainer:
     # -- construction helpers -----------------------------------------------------------------------------------
     def _build_network(self):
         return build_network(self.cfg["network"])
+
+    def _build_optimizer(self, merged=False):
+        train = self.cfg["train"]
+        return build_optimizer(train["optimizer"], self.net.parameters(), self.scheduler, train["grad_clip"],
+                               merged=merged)
 
     def _build_dataset(self, split):
         try:
@@ -250,7 +255,8 @@ class Trainer:
         self._step_notes, self.onednn_layers = [], 0
         ops, note = onednn_plan(train["onednn_ops"], self.device, self.amp, train["cpu_static"] is True)
         self._step_notes += [note] if note else []
-        if ops:
+        if ops:  # and Adam's update as one merged kernel (utils/schedulers.py: merged_adam)
+            self.optimizer = self._build_optimizer(merged=True)
             self.onednn_layers = install_onednn(self.net)
             if self.ema_net is not None:
                 install_onednn(self.ema_net)
@@ -579,7 +585,8 @@ class Trainer:
             self.log.info("training step: network and loss as a static program with oneDNN kernels "
                           "(train.cpu_static: false for the dygraph step)")
         if self.onednn_layers:
-            self.log.info(f"training step: dygraph, {self.onednn_layers} layers on oneDNN kernels "
+            merged = ", Adam as one merged kernel" if getattr(self.optimizer, "_use_multi_tensor", False) else ""
+            self.log.info(f"training step: dygraph, {self.onednn_layers} layers on oneDNN kernels{merged} "
                           "(train.onednn_ops: false for Paddle's own)")
 
     def _log_window(self, w, lr):
