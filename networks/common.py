@@ -40,6 +40,12 @@ class Ops:
         return F.adaptive_avg_pool2d(x, 1)
 
     @staticmethod
+    def nearest_half(x):
+        """Nearest downsampling by 2: rows and columns 0, 2, 4, ... (floor of odd sizes)."""
+        h, w = x.shape[2], x.shape[3]
+        return x[:, :, 0:h // 2 * 2:2, 0:w // 2 * 2:2]
+
+    @staticmethod
     def upsample2(x, mode):
         """Resize by 2: ``nearest`` (each pixel in a 2 x 2 block) or ``bilinear`` (align_corners False)."""
         return F.interpolate(x, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))

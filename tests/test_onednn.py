@@ -88,6 +88,10 @@ def _add(a, b):
      lambda a, b: onednn.concat([a, b], -2, None), [(2, 3, 5, 7), (2, 3, 2, 7)]),
     ("nearest x2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
      lambda x: onednn.upsample2(x, "nearest", None), [(2, 8, 7, 9)]),
+    ("every second pixel, even size", lambda x: x[:, :, ::2, ::2], lambda x: onednn.nearest_half(x, None),
+     [(2, 8, 6, 10)]),
+    ("every second pixel, odd size", lambda x: x[:, :, 0:6:2, 0:8:2], lambda x: onednn.nearest_half(x, None),
+     [(2, 8, 7, 9)]),
 ])
 def test_element_wise_kernels_and_gradients_match_paddle(name, reference, ours, shapes):
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ static programs) has multi-threaded JIT kernels for all of them.  This module ca
   ``nn.Conv2DTranspose`` (groups 1), ``nn.ReLU`` / ``nn.LeakyReLU``, ``nn.AvgPool2D`` (no padding) and
   ``nn.Upsample`` (x2, nearest or bilinear without corner alignment) through oneDNN, and puts oneDNN behind the
   networks' element-wise steps (``networks.common.OPS``: broadcasting products and sums, spatial means, x2
-  resizes, concatenations).  Parameters, keys and
+  resizes, every second pixel, concatenations).  Parameters, keys and
   values are unchanged; any other dtype, place or layout, and every static program (exports, ``to_static``),
   takes Paddle's own operator call by call, so AMP, GPUs and NPUs are untouched.  ``remove(net)`` undoes it.
 * ``available()`` says whether the library loads and a self-check (forward and both gradients against
@@ -75,6 +75,7 @@ class _Library:
             "dnnl_stream_create": [ctypes.POINTER(vp), vp, ctypes.c_uint],
             "dnnl_stream_wait": [vp],
             "dnnl_memory_desc_create_with_tag": [ctypes.POINTER(vp), ctypes.c_int, _Dims, ctypes.c_int, ctypes.c_int],
+            "dnnl_memory_desc_create_with_strides": [ctypes.POINTER(vp), ctypes.c_int, _Dims, ctypes.c_int, _Dims],
             "dnnl_memory_desc_clone": [ctypes.POINTER(vp), vp],
             "dnnl_convolution_forward_primitive_desc_create": [ctypes.POINTER(vp), vp, ctypes.c_int, ctypes.c_int,
                                                                vp, vp, vp, vp, _Dims, _Dims, _Dims, _Dims, vp],
@@ -544,6 +545,27 @@ def _resample(alg, shape, out_hw):
     return _cached(("resample", alg, shape, out_hw), build)
 
 
+def _every_second(shape):
+    """``x[:, :, ::2, ::2]`` of a plain [N, C, H, W] tensor (floor of odd sizes) as a reorder out of a strided
+    view of it, and for the gradient the reorder back into that view (of a zeroed tensor)."""
+    def build():
+        lib = _library()
+        n, c, h, w = shape
+        out = (n, c, h // 2, w // 2)
+        view = ctypes.c_void_p()
+        lib.check(lib.lib.dnnl_memory_desc_create_with_strides(ctypes.byref(view), 4, _dims(out), _F32,
+                                                                _dims([c * h * w, h * w, 2 * w, 2])),
+                  "strided memory descriptor")
+        plain = _plain_md(out)
+        fwd, bwd = _pd(), _pd()
+        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(fwd), view, lib.engine, plain,
+                                                              lib.engine, None), "reorder")
+        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(bwd), plain, lib.engine, view,
+                                                              lib.engine, None), "reorder")
+        return out, _Plain(fwd, {_ARG_SRC: view, _ARG_DST: plain}), _Plain(bwd, {_ARG_SRC: plain, _ARG_DST: view})
+    return _cached(("every_second", shape), build)
+
+
 def _sum_to(full, small):
     """``full`` summed over the axes where ``small`` has 1.  Sums that oneDNN's reduction runs with reference
     code -- over the channels alone (a [N, 1, H, W] operand) and over N, H and W (a [1, C, 1, 1] bias) -- are
@@ -648,6 +670,23 @@ def _elementwise_layers():
             ctx.prims[1].run({_ARG_DIFF_DST: g.data_ptr(), _ARG_DIFF_SRC: dx.data_ptr()})
             return dx
 
+    class EverySecond(PyLayer):  # x[:, :, ::2, ::2]
+        @staticmethod
+        def forward(ctx, x):
+            ctx.in_shape = tuple(x.shape)
+            shape, ctx.fwd, ctx.bwd = _every_second(ctx.in_shape)
+            out = _empty(shape)
+            ctx.fwd.run({_ARG_SRC: x.data_ptr(), _ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            import paddle
+
+            g, dx = _c(g), paddle.zeros(list(ctx.in_shape), dtype="float32")
+            ctx.bwd.run({_ARG_SRC: g.data_ptr(), _ARG_DST: dx.data_ptr()})
+            return dx
+
     class Concat(PyLayer):
         @staticmethod
         def forward(ctx, axis, *xs):
@@ -668,7 +707,8 @@ def _elementwise_layers():
                 grads.append(dx)
             return tuple(grads)
 
-    return {"mul": Mul, "add": AddBroadcast, "leaky_relu": LeakyReLU, "resize": Resize, "concat": Concat}
+    return {"mul": Mul, "add": AddBroadcast, "leaky_relu": LeakyReLU, "resize": Resize, "concat": Concat,
+            "every_second": EverySecond}
 
 
 _EW = {}
@@ -799,6 +839,13 @@ def upsample2(x, mode, native):
     return native(x)
 
 
+def nearest_half(x, native):
+    """Nearest downsampling by 2 as rows and columns 0, 2, 4, ... (floor of odd sizes)."""
+    if _eligible(x) and len(x.shape) == 4 and min(x.shape[2:]) >= 2:
+        return _layer("every_second").apply(_c(x))
+    return native(x)
+
+
 @contextlib.contextmanager
 def interrupts_unwrapped():
     """A Ctrl-C that lands in a PyLayer's backward (Python run by Paddle's C++ autograd) comes back as an
@@ -874,7 +921,7 @@ def _layer_forward(layer):
     return None
 
 
-_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "concat")
+_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "nearest_half", "concat")
 
 
 def _install_ops():
@@ -888,6 +935,7 @@ def _install_ops():
     OPS.mean_hw = functools.partial(mean_hw, native=Ops.mean_hw)
     OPS.upsample2 = lambda x, mode: upsample2(x, mode, lambda t: Ops.upsample2(t, mode))
     OPS.concat = functools.partial(concat, native=Ops.concat)
+    OPS.nearest_half = functools.partial(nearest_half, native=Ops.nearest_half)
 
 
 def remove_ops():
