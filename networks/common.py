@@ -40,6 +40,12 @@ class Ops:
         return F.adaptive_avg_pool2d(x, 1)
 
     @staticmethod
+    def conv_chain(layers, x):
+        """``layers(x)``, where ``layers`` computes only convolutions, ReLUs and sums of equal-shape activations
+        (so a kernel library may keep the activations inside in a layout of its own)."""
+        return layers(x)
+
+    @staticmethod
     def nearest_half(x):
         """Nearest downsampling by 2: rows and columns 0, 2, 4, ... (floor of odd sizes)."""
         h, w = x.shape[2], x.shape[3]

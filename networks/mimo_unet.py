@@ -70,7 +70,7 @@ class ResGroup(nn.Layer):
         self.layers = nn.Sequential(*[ResBlock(channel) for _ in range(num_res)])
 
     def forward(self, x):
-        return self.layers(x)
+        return OPS.conv_chain(self.layers, x)
 
 
 class AFF(nn.Layer):

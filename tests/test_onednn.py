@@ -122,10 +122,12 @@ def test_installed_network_keeps_keys_outputs_and_gradients(cfg, monkeypatch):
         assert "mul" in OPS.__dict__  # the networks' element-wise steps are routed too
         calls = []
         conv = onednn.conv2d
-        monkeypatch.setattr(onednn, "conv2d", lambda *a: calls.append(1) or conv(*a))
+        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: calls.append(k.get("blocked", False)) or conv(*a, **k))
         got = loss_and_grads()
         convs = sum(type(la) is paddle.nn.Conv2D for la in net.sublayers())
         assert len(calls) >= convs > 10  # every convolution ran on oneDNN (MIRNetV2 runs some twice)
+        chained = sum(type(la).__name__ == "ResBlock" for la in net.sublayers()) * 2
+        assert sum(calls) == chained  # MIMO-UNet's residual groups ran in the blocked layout
     finally:
         onednn.remove(net)
     assert "mul" not in OPS.__dict__ and not any("_native_forward" in la.__dict__ for la in net.sublayers())
@@ -274,3 +276,51 @@ def test_setting_other_than_auto_true_false_is_refused(sidd_lite, tmp_path, valu
 
     with pytest.raises(ConfigError, match=r"train.onednn_ops must be auto, true or false"):
         resolve_config(_mirnet_cfg(sidd_lite, tmp_path, onednn_ops=value))
+
+
+class _Residual(paddle.nn.Layer):
+    def __init__(self, c, last=None):
+        super().__init__()
+        self.main = paddle.nn.Sequential(paddle.nn.Conv2D(c, c, 3, padding=1), paddle.nn.ReLU(),
+                                         last or paddle.nn.Conv2D(c, c, 3, padding=1))
+
+    def forward(self, x):
+        return self.main(x) + x
+
+
+@pytest.mark.parametrize("last,chained", [
+    (None, True),                                               # convolutions, ReLUs, sums: blocked inside
+    (paddle.nn.Conv2D(16, 16, 3, padding=2, dilation=2), True),  # dilated, still "same"
+    (paddle.nn.Conv2D(16, 16, 1), True),                         # 1x1
+    (paddle.nn.Conv2D(16, 16, 3, padding=1, groups=2), False),  # grouped: plain tensors
+    (paddle.nn.Conv2D(16, 16, 3, padding=1, padding_mode="reflect"), False),  # a padding oneDNN has not
+    (paddle.nn.Softmax(axis=1), False),                         # not element by element
+])
+def test_conv_chain_keeps_values_and_gradients_in_the_blocked_layout(last, chained, monkeypatch):
+    paddle.seed(0)
+    layers = paddle.nn.Sequential(_Residual(16), _Residual(16, last))
+    x = _tensor(np.random.default_rng(0), (2, 16, 13, 11))
+    x.stop_gradient = False
+    dy = _tensor(np.random.default_rng(2), x.shape)
+
+    def values_and_grads():  # the output and the gradients of the input and of every weight
+        out = OPS.conv_chain(layers, x)
+        return [out.numpy()] + [g.numpy() for g in paddle.grad([out], [x] + layers.parameters(), [dy])]
+
+    want = values_and_grads()  # Paddle's operators
+    try:
+        onednn.install(layers)
+        blocked = []
+        conv = onednn.conv2d
+        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: blocked.append(k.get("blocked", False)) or conv(*a, **k))
+        got = values_and_grads()
+        with paddle.no_grad():  # validation: another size, no autograd
+            y = _tensor(np.random.default_rng(1), (1, 16, 9, 20))
+            inference = OPS.conv_chain(layers, y).numpy()
+    finally:
+        onednn.remove(layers)
+    assert blocked and all(blocked) == chained and any(blocked) == chained
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
+    with paddle.no_grad():
+        np.testing.assert_allclose(inference, layers(y).numpy(), rtol=1e-4, atol=1e-5)

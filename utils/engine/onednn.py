@@ -243,7 +243,7 @@ class _Operand:
 class ConvPlan:
     """Primitives for one (input shape, weight shape, stride, padding, dilation, groups, bias) combination."""
 
-    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, bias):
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=False):
         lib = self.lib = _library()
         n, c, h, w = x_shape
         o, cg, kh, kw = w_shape
@@ -254,7 +254,9 @@ class ConvPlan:
         self.in_shape, self.out_shape = [n, c, h, w], [n, o, oh, ow]
         self.bias = bias
         wdims, wtag = ([groups, o // groups, cg, kh, kw], _TAG_ABCDE) if groups > 1 else ([o, cg, kh, kw], _TAG_ABCD)
-        user = {"src": lib.md(x_shape, _TAG_ABCD), "w": lib.md(wdims, wtag), "dst": lib.md(self.out_shape, _TAG_ABCD)}
+        # the activations as the caller holds them: plain NCHW, or inside a conv_chain the chain's blocked layout
+        act = _chain_md if blocked else (lambda shape: lib.md(shape, _TAG_ABCD))
+        user = {"src": act(list(x_shape)), "w": lib.md(wdims, wtag), "dst": act(self.out_shape)}
         anys = {"src": lib.md(x_shape, _TAG_ANY), "w": lib.md(wdims, _TAG_ANY),
                 "dst": lib.md(self.out_shape, _TAG_ANY)}
         bias_md = lib.md([o], _TAG_A) if bias else None
@@ -341,8 +343,8 @@ class ConvPlan:
 _PLANS = {}
 
 
-def _plan(x_shape, w_shape, stride, padding, dilation, groups, bias):
-    key = (tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups, bias)
+def _plan(x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=False):
+    key = (tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups, bias, blocked)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS[key] = ConvPlan(*key)
@@ -398,10 +400,11 @@ def _conv_fn(name):
     return _FN[name]
 
 
-def conv2d(x, weight, bias, stride, padding, dilation, groups):
-    """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs."""
+def conv2d(x, weight, bias, stride, padding, dilation, groups, blocked=False):
+    """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs.
+    ``blocked``: input and output (and their gradients) are in a conv_chain's blocked layout."""
     x = x if x.is_contiguous() else x.contiguous()
-    plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None)
+    plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None, blocked)
     return _conv_fn("conv").apply(x, weight, bias, plan)
 
 
@@ -708,7 +711,7 @@ def _elementwise_layers():
             return tuple(grads)
 
     return {"mul": Mul, "add": AddBroadcast, "leaky_relu": LeakyReLU, "resize": Resize, "concat": Concat,
-            "every_second": EverySecond}
+            "every_second": EverySecond, "relayout": _relayout_layer()}
 
 
 _EW = {}
@@ -839,6 +842,113 @@ def upsample2(x, mode, native):
     return native(x)
 
 
+# ---- chains of convolutions in a blocked layout ---------------------------------------------------------------
+
+_CHAIN = threading.local()  # .active: the routed convolutions run inside a conv_chain
+
+
+def _chain_md(shape):
+    """The blocked layout oneDNN's convolution kernels choose for activations of ``shape`` (that of a 3 x 3
+    convolution keeping the channels), if it holds the plain tensor's elements and nothing more; else None."""
+    def build():
+        lib = _library()
+        n, c, h, w = shape
+        pd = _pd()
+        lib.check(lib.lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(pd), lib.engine, _FORWARD_TRAINING, _CONV_DIRECT, lib.md(shape, _TAG_ANY),
+            lib.md([c, c, 3, 3], _TAG_ANY), None, lib.md(shape, _TAG_ANY), _dims([1, 1]), _dims([0, 0]),
+            _dims([1, 1]), _dims([1, 1]), None), "convolution forward descriptor")
+        md = lib.query_md(pd, _Q_SRC)
+        return md if lib.size(md) == n * c * h * w * 4 else None
+    return _cached(("chain_md", tuple(shape)), build)
+
+
+def _chain_reorders(shape):
+    def build():
+        lib = _library()
+        plain, blocked = _plain_md(shape), _chain_md(shape)
+        into, back = _pd(), _pd()
+        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(into), plain, lib.engine, blocked,
+                                                              lib.engine, None), "reorder")
+        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(back), blocked, lib.engine, plain,
+                                                              lib.engine, None), "reorder")
+        return _Plain(into, {_ARG_SRC: plain, _ARG_DST: blocked}), _Plain(back, {_ARG_SRC: blocked, _ARG_DST: plain})
+    return _cached(("chain_reorders", tuple(shape)), build)
+
+
+def _relayout_layer():
+    from paddle.autograd import PyLayer
+
+    class Relayout(PyLayer):
+        """The same [N, C, H, W] values in another memory layout (``to_blocked``: plain -> the chain's blocked
+        layout, else back); the gradient goes the other way."""
+
+        @staticmethod
+        def forward(ctx, x, to_blocked):
+            ctx.to_blocked = to_blocked
+            into, back = _chain_reorders(tuple(x.shape))
+            out = _empty(x.shape)
+            (into if to_blocked else back).run({_ARG_SRC: x.data_ptr(), _ARG_DST: out.data_ptr()})
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            g = _c(g)
+            into, back = _chain_reorders(tuple(g.shape))
+            dx = _empty(g.shape)
+            (back if ctx.to_blocked else into).run({_ARG_SRC: g.data_ptr(), _ARG_DST: dx.data_ptr()})
+            return dx
+
+    return Relayout
+
+
+def _chain_convs(layers):
+    """The convolutions of ``layers`` if every leaf is a routed convolution that keeps the shape of its input
+    (groups 1, stride 1, "same" padding, as many output channels as input channels) or a routed ReLU / leaky
+    ReLU -- layers that compute the same on a blocked layout (the activations element by element); else None."""
+    import paddle.nn as nn
+
+    if "_onednn_chain" not in layers.__dict__:
+        convs = []
+        for layer in layers.sublayers(include_self=True):
+            if layer.sublayers():
+                continue
+            routed = "_native_forward" in layer.__dict__
+            if type(layer) in (nn.ReLU, nn.LeakyReLU) and routed:
+                continue
+            if not (routed and _routable(layer)):
+                convs = None
+                break
+            k, dil, pad = layer.weight.shape[2:], _pairs(layer._dilation), _pairs(layer._updated_padding)
+            if (int(layer._groups) != 1 or _pairs(layer._stride) != (1, 1) or layer._in_channels != layer._out_channels
+                    or any(kk % 2 == 0 or p != d * (kk - 1) // 2 for kk, d, p in zip(k, dil, pad))):
+                convs = None
+                break
+            convs.append(layer)
+        layers.__dict__["_onednn_chain"] = convs
+    return layers.__dict__["_onednn_chain"]
+
+
+def conv_chain(layers, x, native):
+    """``layers(x)`` for a chain of convolutions, ReLUs and sums of equal-shape activations (the network's
+    promise, ``networks.common.Ops.conv_chain``): the input is reordered once into the blocked layout of
+    oneDNN's convolution kernels, every activation inside stays in it (the convolutions take and give it
+    without reorders; ReLUs and sums work element by element, so any layout is the same to them), and the
+    output is reordered back once."""
+    convs = _chain_convs(layers)
+    if (not convs or len(x.shape) != 4 or getattr(_CHAIN, "active", False)
+            or not _eligible(x, *[c.weight for c in convs])
+            or any(c._in_channels != x.shape[1] for c in convs) or _chain_md(tuple(x.shape)) is None):
+        return native(layers, x)
+    relayout = _layer("relayout")
+    _CHAIN.active = True
+    try:
+        y = layers(relayout.apply(_c(x), True))
+    finally:
+        _CHAIN.active = False
+    return relayout.apply(y, False)
+
+
 def nearest_half(x, native):
     """Nearest downsampling by 2 as rows and columns 0, 2, 4, ... (floor of odd sizes)."""
     if _eligible(x) and len(x.shape) == 4 and min(x.shape[2:]) >= 2:
@@ -878,6 +988,8 @@ def _routed_forward(layer, native):
     padding = _pairs(layer._updated_padding)
 
     def forward(x):
+        if getattr(_CHAIN, "active", False):  # inside conv_chain (which checked the layers and the input)
+            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, blocked=True)
         if _eligible(x, layer.weight) and len(x.shape) == 4:
             return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups)
         return native(x)
@@ -921,7 +1033,7 @@ def _layer_forward(layer):
     return None
 
 
-_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "nearest_half", "concat")
+_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "nearest_half", "concat", "conv_chain")
 
 
 def _install_ops():
@@ -936,6 +1048,7 @@ def _install_ops():
     OPS.upsample2 = lambda x, mode: upsample2(x, mode, lambda t: Ops.upsample2(t, mode))
     OPS.concat = functools.partial(concat, native=Ops.concat)
     OPS.nearest_half = functools.partial(nearest_half, native=Ops.nearest_half)
+    OPS.conv_chain = functools.partial(conv_chain, native=Ops.conv_chain)
 
 
 def remove_ops():
