@@ -80,6 +80,8 @@ def _add(a, b):
     ("2x2 average pool, odd size, floor", lambda x: F.avg_pool2d(x, 2),
      lambda x: onednn.avg_pool(x, (2, 2), (2, 2), False, None), [(2, 8, 7, 9)]),
     ("spatial mean", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: onednn.mean_hw(x, None), [(2, 8, 7, 9)]),
+    ("spatial mean of 1 x 1", lambda x: F.adaptive_avg_pool2d(x, 1),
+     lambda x: onednn.mean_hw(x, lambda t: F.adaptive_avg_pool2d(t, 1)), [(2, 8, 1, 1)]),
     ("bilinear x2", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),
      lambda x: onednn.upsample2(x, "bilinear", None), [(2, 8, 7, 9)]),
     ("channel concatenation", lambda a, b, c: paddle.concat([a, b, c], axis=1),
@@ -324,3 +326,32 @@ def test_conv_chain_keeps_values_and_gradients_in_the_blocked_layout(last, chain
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
     with paddle.no_grad():
         np.testing.assert_allclose(inference, layers(y).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("act,fused", [(paddle.nn.ReLU(), 0.0), (paddle.nn.LeakyReLU(0.2), 0.2),
+                                       (paddle.nn.LeakyReLU(-0.5), None),  # a negative slope: two calls
+                                       (paddle.nn.Sigmoid(), None)])
+def test_convolution_and_relu_of_a_sequential_run_as_one_call(act, fused, monkeypatch):
+    paddle.seed(0)
+    seq = paddle.nn.Sequential(paddle.nn.Conv2D(8, 16, 3, padding=1), act, paddle.nn.Conv2D(16, 8, 1),
+                               paddle.nn.ReLU())
+    x, dy = _tensor(np.random.default_rng(0), (2, 8, 9, 7)), _tensor(np.random.default_rng(1), (2, 8, 9, 7))
+    x.stop_gradient = False
+
+    def values_and_grads():
+        out = seq(x)
+        return [out.numpy()] + [g.numpy() for g in paddle.grad([out], [x] + seq.parameters(), [dy])]
+
+    want = values_and_grads()
+    try:
+        onednn.install(seq)
+        acts = []
+        conv = onednn.conv2d
+        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: acts.append(k.get("act")) or conv(*a, **k))
+        got = values_and_grads()
+    finally:
+        onednn.remove(seq)
+    assert acts == [fused, 0.0]  # the last pair (1x1 convolution + ReLU) always fuses
+    assert "forward" not in seq.__dict__  # remove() restores the Sequential too
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))

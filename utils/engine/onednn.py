@@ -46,7 +46,7 @@ _ELTWISE_RELU = 0x20
 _POOL_AVG_EXCLUDE = 0x3FF
 _BINARY_ADD, _BINARY_MUL = 0x1FFF0, 0x1FFF1
 _RESAMPLE_NEAREST, _RESAMPLE_LINEAR = 0x2FFF0, 0x2FFF1
-_REDUCE_SUM = 0x2FFF4
+_REDUCE_SUM, _REDUCE_MEAN = 0x2FFF4, 0x2FFF6
 
 
 class _ExecArg(ctypes.Structure):
@@ -106,6 +106,10 @@ class _Library:
             "dnnl_primitive_execute": [vp, vp, ctypes.c_int, ctypes.POINTER(_ExecArg)],
             "dnnl_memory_create": [ctypes.POINTER(vp), vp, vp, vp],
             "dnnl_memory_set_data_handle": [vp, vp],
+            "dnnl_post_ops_create": [ctypes.POINTER(vp)],
+            "dnnl_post_ops_append_eltwise": [vp, ctypes.c_int, ctypes.c_float, ctypes.c_float],
+            "dnnl_primitive_attr_create": [ctypes.POINTER(vp)],
+            "dnnl_primitive_attr_set_post_ops": [vp, vp],
         }.items():
             fn = getattr(lib, name)
             fn.argtypes, fn.restype = args, ctypes.c_int
@@ -155,6 +159,15 @@ class _Library:
 
     def same(self, a, b):
         return bool(self.lib.dnnl_memory_desc_equal(a, b))
+
+    def relu_attr(self, alpha):
+        """A primitive attribute whose post-op is a (leaky, ``alpha``) ReLU of the result."""
+        ops, attr = ctypes.c_void_p(), ctypes.c_void_p()
+        self.check(self.lib.dnnl_post_ops_create(ctypes.byref(ops)), "post-ops")
+        self.check(self.lib.dnnl_post_ops_append_eltwise(ops, _ELTWISE_RELU, float(alpha), 0.0), "eltwise post-op")
+        self.check(self.lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "primitive attribute")
+        self.check(self.lib.dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops attribute")
+        return attr
 
     def reorder(self, src_md, dst_md):
         pd = ctypes.c_void_p()
@@ -243,8 +256,9 @@ class _Operand:
 class ConvPlan:
     """Primitives for one (input shape, weight shape, stride, padding, dilation, groups, bias) combination."""
 
-    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=False):
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=False, act=None):
         lib = self.lib = _library()
+        self.act = act  # None, or the slope of a (leaky) ReLU applied to the output in the same pass
         n, c, h, w = x_shape
         o, cg, kh, kw = w_shape
         oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -255,17 +269,18 @@ class ConvPlan:
         self.bias = bias
         wdims, wtag = ([groups, o // groups, cg, kh, kw], _TAG_ABCDE) if groups > 1 else ([o, cg, kh, kw], _TAG_ABCD)
         # the activations as the caller holds them: plain NCHW, or inside a conv_chain the chain's blocked layout
-        act = _chain_md if blocked else (lambda shape: lib.md(shape, _TAG_ABCD))
-        user = {"src": act(list(x_shape)), "w": lib.md(wdims, wtag), "dst": act(self.out_shape)}
+        act_md = _chain_md if blocked else (lambda shape: lib.md(shape, _TAG_ABCD))
+        user = {"src": act_md(list(x_shape)), "w": lib.md(wdims, wtag), "dst": act_md(self.out_shape)}
         anys = {"src": lib.md(x_shape, _TAG_ANY), "w": lib.md(wdims, _TAG_ANY),
                 "dst": lib.md(self.out_shape, _TAG_ANY)}
         bias_md = lib.md([o], _TAG_A) if bias else None
         geometry = (_dims(stride), _dims([d - 1 for d in dilation]), _dims(padding), _dims(padding))
-        fwd, bwd_d, bwd_w = self._descriptors(anys, bias_md, geometry)
+        attr = None if act is None else lib.relu_attr(act)
+        fwd, bwd_d, bwd_w = self._descriptors(anys, bias_md, geometry, attr)
         if "gemm" in lib.impl(fwd):
             # a GEMM-based kernel (e.g. groups whose channels are not a multiple of 8) takes the plain tensors as
             # they are: no reorders
-            fwd, bwd_d, bwd_w = self._descriptors(user, bias_md, geometry)
+            fwd, bwd_d, bwd_w = self._descriptors(user, bias_md, geometry, attr)
         self.impls = {"forward": lib.impl(fwd), "backward_data": lib.impl(bwd_d), "backward_weights": lib.impl(bwd_w)}
         self.fwd_prim, self.bwd_d_prim, self.bwd_w_prim = lib.primitive(fwd), lib.primitive(bwd_d), lib.primitive(bwd_w)
         q = lambda pd, what: lib.query_md(pd, what)  # noqa: E731
@@ -285,12 +300,12 @@ class ConvPlan:
         # both gradients take diff_dst in one format (the usual case): one reorder serves both
         self.shared_ddst = not self.d_ddst.plain and lib.same(self.d_ddst.op_md, self.w_ddst.op_md)
 
-    def _descriptors(self, mds, bias_md, geometry):
+    def _descriptors(self, mds, bias_md, geometry, attr):
         lib = self.lib
         fwd, bwd_d, bwd_w = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
         lib.check(lib.lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(fwd), lib.engine, _FORWARD_TRAINING, _CONV_DIRECT, mds["src"], mds["w"], bias_md,
-            mds["dst"], *geometry, None), "convolution forward descriptor")
+            mds["dst"], *geometry, attr), "convolution forward descriptor")
         lib.check(lib.lib.dnnl_convolution_backward_data_primitive_desc_create(
             ctypes.byref(bwd_d), lib.engine, _CONV_DIRECT, mds["src"], mds["w"], mds["dst"], *geometry, fwd,
             None), "convolution backward-data descriptor")
@@ -343,8 +358,8 @@ class ConvPlan:
 _PLANS = {}
 
 
-def _plan(x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=False):
-    key = (tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups, bias, blocked)
+def _plan(x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=False, act=None):
+    key = (tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups, bias, blocked, act)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS[key] = ConvPlan(*key)
@@ -369,6 +384,28 @@ def _conv_layer():
                                            need_dw=not weight.stop_gradient)
             return (dx, dw, db) if ctx.has_bias else (dx, dw)
 
+    class OneDNNConv2DReLU(PyLayer):
+        """A convolution and the (leaky) ReLU after it in one pass; the ReLU's gradient is taken from its output
+        (for a slope >= 0 the output is > 0, = 0, < 0 exactly where the convolution's output is)."""
+
+        @staticmethod
+        def forward(ctx, x, weight, bias, plan):
+            ctx.plan, ctx.has_bias = plan, bias is not None
+            y = plan.forward(x, weight, bias)
+            ctx.save_for_backward(x, weight, y)
+            return y
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, weight, y = ctx.saved_tensor()
+            dy = dy if dy.is_contiguous() else dy.contiguous()
+            dpre = _empty(y.shape)
+            _leaky(tuple(y.shape), float(ctx.plan.act))[1].run(
+                {_ARG_SRC: y.data_ptr(), _ARG_DIFF_DST: dy.data_ptr(), _ARG_DIFF_SRC: dpre.data_ptr()})
+            dx, dw, db = ctx.plan.backward(x, weight, dpre, need_dx=not x.stop_gradient,
+                                           need_dw=not weight.stop_gradient)
+            return (dx, dw, db) if ctx.has_bias else (dx, dw)
+
     class OneDNNConv2DTranspose(PyLayer):
         """The transposed convolution of ``plan``'s convolution (which maps the output's shape to the input's
         with the same weights): its forward is that convolution's data gradient, its gradients are that
@@ -388,7 +425,7 @@ def _conv_layer():
             dw = ctx.plan.backward(dy, weight, x, need_dx=False, need_dw=True)[1] if not weight.stop_gradient else None
             return dx, dw
 
-    return OneDNNConv2D, OneDNNConv2DTranspose
+    return OneDNNConv2D, OneDNNConv2DReLU, OneDNNConv2DTranspose
 
 
 _FN = {}
@@ -396,16 +433,17 @@ _FN = {}
 
 def _conv_fn(name):
     if not _FN:
-        _FN["conv"], _FN["transpose"] = _conv_layer()
+        _FN["conv"], _FN["conv_relu"], _FN["transpose"] = _conv_layer()
     return _FN[name]
 
 
-def conv2d(x, weight, bias, stride, padding, dilation, groups, blocked=False):
+def conv2d(x, weight, bias, stride, padding, dilation, groups, blocked=False, act=None):
     """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs.
-    ``blocked``: input and output (and their gradients) are in a conv_chain's blocked layout."""
+    ``blocked``: input and output (and their gradients) are in a conv_chain's blocked layout; ``act``: the slope
+    of a (leaky) ReLU applied to the output (None: none)."""
     x = x if x.is_contiguous() else x.contiguous()
-    plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None, blocked)
-    return _conv_fn("conv").apply(x, weight, bias, plan)
+    plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None, blocked, act)
+    return _conv_fn("conv" if act is None else "conv_relu").apply(x, weight, bias, plan)
 
 
 def conv2d_transpose(x, weight, bias, stride, padding, native):
@@ -493,15 +531,15 @@ def _concat(shapes, axis):
     return _cached(("concat", tuple(shapes), axis), build)
 
 
-def _reduce_sum(src_shape, dst_shape):
+def _reduce(src_shape, dst_shape, alg=_REDUCE_SUM):
     def build():
         lib = _library()
         ms, md = _plain_md(src_shape), _plain_md(dst_shape)
         pd = _pd()
-        lib.check(lib.lib.dnnl_reduction_primitive_desc_create(ctypes.byref(pd), lib.engine, _REDUCE_SUM, ms, md,
+        lib.check(lib.lib.dnnl_reduction_primitive_desc_create(ctypes.byref(pd), lib.engine, alg, ms, md,
                                                                 0.0, 0.0, None), "reduction descriptor")
         return _Plain(pd, {_ARG_SRC: ms, _ARG_DST: md})
-    return _cached(("sum", src_shape, dst_shape), build)
+    return _cached(("sum" if alg == _REDUCE_SUM else "mean", src_shape, dst_shape), build)
 
 
 def _leaky(shape, alpha):
@@ -584,7 +622,7 @@ def _sum_to(full, small):
         per_image = paddle.matmul(full.reshape([shape[0], shape[1], -1]), ones)  # [N, C, 1]
         return per_image.sum(axis=0).reshape(list(small))
     out = _empty(small)
-    _reduce_sum(shape, small).run({_ARG_SRC: full.data_ptr(), _ARG_DST: out.data_ptr()})
+    _reduce(shape, small).run({_ARG_SRC: full.data_ptr(), _ARG_DST: out.data_ptr()})
     return out
 
 
@@ -780,17 +818,31 @@ def avg_pool(x, kernel, stride, ceil_mode, native):
         out_hw = tuple(int(rnd((i - k) / s)) + 1 for i, k, s in zip((h, w), kernel, stride))
         if ceil_mode:  # a last window must start inside the input (Paddle's and PyTorch's rule)
             out_hw = tuple(o - 1 if (o - 1) * s >= i else o for o, s, i in zip(out_hw, stride, (h, w)))
+        if tuple(kernel) == tuple(stride) == (2, 2) and h % 2 == 0 and w % 2 == 0:
+            # the mean of each 2 x 2 block is also the bilinear (half-pixel) resize to half size, a JIT kernel
+            # where oneDNN's pooling of plain tensors is a slow generic one; its gradient: a quarter of the
+            # output gradient in each pixel of the block (nearest x2)
+            prims = (_resample(_RESAMPLE_LINEAR, (n, c, h, w), out_hw), _pool2_grad)
+            return _layer("resize").apply(_c(x), prims, (n, c) + out_hw)
         if min(out_hw) >= 1:
             prims = _pool_avg((n, c, h, w), tuple(kernel), tuple(stride), out_hw)
             return _layer("resize").apply(_c(x), prims, (n, c) + out_hw)
     return native(x)
 
 
+def _pool2_grad(g, shape):
+    g = g * 0.25
+    dx = _empty(shape)
+    _resample(_RESAMPLE_NEAREST, tuple(g.shape), tuple(shape[2:])).run({_ARG_SRC: g.data_ptr(), _ARG_DST: dx.data_ptr()})
+    return dx
+
+
 def mean_hw(x, native):
     """The mean over H and W, kept as [N, C, 1, 1]."""
-    if _eligible(x) and len(x.shape) == 4:
+    if _eligible(x) and len(x.shape) == 4 and x.shape[2] * x.shape[3] > 1:  # (a reduction must reduce)
         n, c, h, w = x.shape
-        prims = _pool_avg((n, c, h, w), (h, w), (1, 1), (1, 1))
+        # forward: oneDNN's mean reduction (a JIT kernel; its pooling of plain tensors is a generic one)
+        prims = (_reduce((n, c, h, w), (n, c, 1, 1), _REDUCE_MEAN), _pool_avg((n, c, h, w), (h, w), (1, 1), (1, 1))[1])
         return _layer("resize").apply(_c(x), prims, (n, c, 1, 1))
     return native(x)
 
@@ -987,12 +1039,61 @@ def _routed_forward(layer, native):
     stride, dilation, groups = _pairs(layer._stride), _pairs(layer._dilation), int(layer._groups)
     padding = _pairs(layer._updated_padding)
 
-    def forward(x):
+    def forward(x, act_layer=None):
+        """The convolution, and ``act_layer`` (a (leaky) ReLU, see _relu_slope) after it when given: in the same
+        pass on oneDNN."""
+        slope = None if act_layer is None else _relu_slope(act_layer)
         if getattr(_CHAIN, "active", False):  # inside conv_chain (which checked the layers and the input)
-            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, blocked=True)
+            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, blocked=True, act=slope)
         if _eligible(x, layer.weight) and len(x.shape) == 4:
-            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups)
-        return native(x)
+            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, act=slope)
+        y = native(x)
+        return y if act_layer is None else act_layer(y)
+
+    return forward
+
+
+def _relu_slope(layer):
+    """The slope of a routed ``nn.ReLU`` (0) or ``nn.LeakyReLU`` (its slope, if >= 0), else None."""
+    import paddle.nn as nn
+
+    if "_native_forward" not in layer.__dict__:
+        return None
+    if type(layer) is nn.ReLU:
+        return 0.0
+    if type(layer) is nn.LeakyReLU and float(layer._negative_slope) >= 0:
+        return float(layer._negative_slope)
+    return None
+
+
+def _sequential_forward(seq):
+    """For an ``nn.Sequential`` in which a convolution this module computes is followed by a ReLU or leaky ReLU:
+    its forward with each such pair as one call (the activation a post-op of the convolution); else None."""
+    import paddle.nn as nn
+
+    layers = list(seq._sub_layers.values())
+    pairs = [i for i in range(len(layers) - 1) if _routable(layers[i])
+             and type(layers[i + 1]) in (nn.ReLU, nn.LeakyReLU) and float(getattr(layers[i + 1], "_negative_slope", 0)) >= 0]
+    if not pairs:
+        return None
+    steps, i = [], 0
+    while i < len(layers):
+        if i in pairs:
+            steps.append((layers[i], layers[i + 1]))
+            i += 2
+        else:
+            steps.append((layers[i], None))
+            i += 1
+
+    def forward(x):
+        for layer, act in steps:
+            if act is None:
+                x = layer(x)
+            elif "_native_forward" in layer.__dict__ and _relu_slope(act) is not None:
+                x = layer.forward(x, act_layer=act)
+            else:
+                x = act(layer(x))
+        return x
 
     return forward
 
@@ -1061,15 +1162,20 @@ def remove_ops():
 def install(net):
     """Route ``net``'s float32 CPU dygraph calls of convolutions, activations, poolings and resizes (and the
     networks' ``OPS``) through oneDNN; returns how many layers."""
+    import paddle.nn as nn
+
     count = 0
     for layer in net.sublayers(include_self=True):
         if "_native_forward" in layer.__dict__:
             continue
-        forward = _routed_forward(layer, layer.forward) if _routable(layer) else _layer_forward(layer)
+        if type(layer) is nn.Sequential:
+            forward = _sequential_forward(layer)
+        else:
+            forward = _routed_forward(layer, layer.forward) if _routable(layer) else _layer_forward(layer)
         if forward is not None:
             layer._native_forward = layer.forward
             layer.forward = forward
-            count += 1
+            count += type(layer) is not nn.Sequential  # layers computed, not containers
     _install_ops()
     return count
 
