@@ -49,6 +49,11 @@ class Ops:
     def nearest_half(x):
         """Nearest downsampling by 2: rows and columns 0, 2, 4, ... (floor of odd sizes)."""
         h, w = x.shape[2], x.shape[3]
+        if isinstance(h, int) and isinstance(w, int) and min(h, w) < 0:
+            # sizes known only when the program runs, in traced code that dy2static's rewrite of ``x.shape``
+            # did not reach (called through a function the training engine set)
+            size = paddle.shape(x)
+            h, w = size[2], size[3]
         return x[:, :, 0:h // 2 * 2:2, 0:w // 2 * 2:2]
 
     @staticmethod
