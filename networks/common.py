@@ -40,9 +40,14 @@ class Ops:
         return F.adaptive_avg_pool2d(x, 1)
 
     @staticmethod
+    def conv_add(conv, x, residual):
+        """``conv(x) + residual``: a convolution layer's output plus a tensor of its shape."""
+        return conv(x) + residual
+
+    @staticmethod
     def conv_chain(layers, x):
         """``layers(x)``, where ``layers`` computes only convolutions, ReLUs and sums of equal-shape activations
-        (so a kernel library may keep the activations inside in a layout of its own)."""
+        (``+`` or ``conv_add``), so a kernel library may keep the activations inside in a layout of its own."""
         return layers(x)
 
     @staticmethod

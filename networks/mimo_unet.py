@@ -59,7 +59,8 @@ class ResBlock(nn.Layer):
         self.main = nn.Sequential(BasicConv(channel, channel, 3), BasicConv(channel, channel, 3, relu=False))
 
     def forward(self, x):
-        return self.main(x) + x
+        first, second = self.main[0], self.main[1]
+        return OPS.conv_add(second.main[0], first(x), x)  # self.main(x) + x, the sum in the convolution's call
 
 
 class ResGroup(nn.Layer):
@@ -107,7 +108,7 @@ class FAM(nn.Layer):
         self.merge = BasicConv(channel, channel, 3, relu=False)
 
     def forward(self, x1, x2):
-        return x1 + self.merge(OPS.mul(x1, x2))
+        return OPS.conv_add(self.merge.main[0], OPS.mul(x1, x2), x1)  # x1 + self.merge(x1 * x2)
 
 
 class MIMOUNet(nn.Layer):

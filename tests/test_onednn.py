@@ -321,6 +321,12 @@ def test_conv_chain_keeps_values_and_gradients_in_the_blocked_layout(last, chain
             inference = OPS.conv_chain(layers, y).numpy()
     finally:
         onednn.remove(layers)
+    try:  # removed from these layers, installed for another network: these take Paddle's operators again
+        onednn.install(paddle.nn.Sequential(paddle.nn.Conv2D(3, 3, 1)))
+        again = OPS.conv_chain(layers, x).numpy()
+    finally:
+        onednn.remove_ops()
+    np.testing.assert_array_equal(again, want[0])
     assert blocked and all(blocked) == chained and any(blocked) == chained
     for a, b in zip(want, got):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
@@ -353,5 +359,31 @@ def test_convolution_and_relu_of_a_sequential_run_as_one_call(act, fused, monkey
         onednn.remove(seq)
     assert acts == [fused, 0.0]  # the last pair (1x1 convolution + ReLU) always fuses
     assert "forward" not in seq.__dict__  # remove() restores the Sequential too
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
+
+
+@pytest.mark.parametrize("residual_shape,fused", [((2, 16, 9, 7), True), ((2, 16, 1, 1), False)])
+def test_convolution_plus_residual_runs_as_one_call(residual_shape, fused, monkeypatch):
+    paddle.seed(0)
+    conv = paddle.nn.Conv2D(8, 16, 3, padding=1)
+    rng = np.random.default_rng(0)
+    x, r, dy = _tensor(rng, (2, 8, 9, 7)), _tensor(rng, residual_shape), _tensor(rng, (2, 16, 9, 7))
+    x.stop_gradient = r.stop_gradient = False
+
+    def values_and_grads():
+        out = OPS.conv_add(conv, x, r)
+        return [out.numpy()] + [g.numpy() for g in paddle.grad([out], [x, r] + conv.parameters(), [dy])]
+
+    want = values_and_grads()
+    try:
+        onednn.install(conv)
+        calls = []
+        real = onednn.conv2d
+        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: calls.append(k.get("residual") is not None) or real(*a, **k))
+        got = values_and_grads()
+    finally:
+        onednn.remove(conv)
+    assert calls == ([True] if fused else [False]) and "_onednn_route" not in conv.__dict__
     for a, b in zip(want, got):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))

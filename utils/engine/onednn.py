@@ -406,6 +406,28 @@ def _conv_layer():
                                            need_dw=not weight.stop_gradient)
             return (dx, dw, db) if ctx.has_bias else (dx, dw)
 
+    class OneDNNConv2DAdd(PyLayer):
+        """A convolution whose output gets ``residual`` added in place; the residual's gradient is the output's
+        (handed on once, so Paddle may accumulate into it)."""
+
+        @staticmethod
+        def forward(ctx, x, weight, bias, residual, plan):
+            ctx.plan, ctx.has_bias = plan, bias is not None
+            ctx.save_for_backward(x, weight)
+            y = plan.forward(x, weight, bias)
+            shape = tuple(y.shape)
+            _binary(_BINARY_ADD, shape, shape).run(
+                {_ARG_SRC: y.data_ptr(), _ARG_SRC + 1: residual.data_ptr(), _ARG_DST: y.data_ptr()})
+            return y
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, weight = ctx.saved_tensor()
+            g = dy if dy.is_contiguous() else dy.contiguous()
+            dx, dw, db = ctx.plan.backward(x, weight, g, need_dx=not x.stop_gradient,
+                                           need_dw=not weight.stop_gradient)
+            return (dx, dw, db, dy) if ctx.has_bias else (dx, dw, dy)
+
     class OneDNNConv2DTranspose(PyLayer):
         """The transposed convolution of ``plan``'s convolution (which maps the output's shape to the input's
         with the same weights): its forward is that convolution's data gradient, its gradients are that
@@ -425,7 +447,7 @@ def _conv_layer():
             dw = ctx.plan.backward(dy, weight, x, need_dx=False, need_dw=True)[1] if not weight.stop_gradient else None
             return dx, dw
 
-    return OneDNNConv2D, OneDNNConv2DReLU, OneDNNConv2DTranspose
+    return OneDNNConv2D, OneDNNConv2DReLU, OneDNNConv2DAdd, OneDNNConv2DTranspose
 
 
 _FN = {}
@@ -433,17 +455,38 @@ _FN = {}
 
 def _conv_fn(name):
     if not _FN:
-        _FN["conv"], _FN["conv_relu"], _FN["transpose"] = _conv_layer()
+        _FN["conv"], _FN["conv_relu"], _FN["conv_add"], _FN["transpose"] = _conv_layer()
     return _FN[name]
 
 
-def conv2d(x, weight, bias, stride, padding, dilation, groups, blocked=False, act=None):
+def conv2d(x, weight, bias, stride, padding, dilation, groups, blocked=False, act=None, residual=None):
     """oneDNN convolution of float32 NCHW CPU tensors, differentiable; ``stride``/``padding``/``dilation`` pairs.
     ``blocked``: input and output (and their gradients) are in a conv_chain's blocked layout; ``act``: the slope
-    of a (leaky) ReLU applied to the output (None: none)."""
+    of a (leaky) ReLU applied to the output (None: none); ``residual``: a tensor of the output's shape added to
+    it (with ``act`` None)."""
     x = x if x.is_contiguous() else x.contiguous()
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups, bias is not None, blocked, act)
+    if residual is not None:
+        return _conv_fn("conv_add").apply(x, weight, bias, _c(residual), plan)
     return _conv_fn("conv" if act is None else "conv_relu").apply(x, weight, bias, plan)
+
+
+def conv_add(conv, x, residual, native):
+    """``conv(x) + residual`` (``conv`` an ``nn.Conv2D``, ``residual`` of its output's shape) as one call when
+    ``conv`` is routed here: the sum is added into the convolution's output and needs no gradient of its own."""
+    route = conv.__dict__.get("_onednn_route")
+    chained = getattr(_CHAIN, "active", False)
+    if route is not None and "_native_forward" in conv.__dict__ and len(x.shape) == 4 and (
+            chained or _eligible(x, conv.weight, residual)):
+        stride, padding, dilation, groups = route
+        n, _, h, w = x.shape
+        o, _, kh, kw = conv.weight.shape
+        out = [n, o] + [(i + 2 * p - d * (k - 1) - 1) // s + 1
+                        for i, p, d, k, s in zip((h, w), padding, dilation, (kh, kw), stride)]
+        if list(residual.shape) == out:
+            return conv2d(x, conv.weight, conv.bias, stride, padding, dilation, groups, blocked=chained,
+                          residual=residual)
+    return native(conv, x, residual)
 
 
 def conv2d_transpose(x, weight, bias, stride, padding, native):
@@ -957,18 +1000,19 @@ def _relayout_layer():
 def _chain_convs(layers):
     """The convolutions of ``layers`` if every leaf is a routed convolution that keeps the shape of its input
     (groups 1, stride 1, "same" padding, as many output channels as input channels) or a routed ReLU / leaky
-    ReLU -- layers that compute the same on a blocked layout (the activations element by element); else None."""
+    ReLU -- layers that compute the same on a blocked layout (the activations element by element); else None.
+    The structure is looked at once; whether the leaves are routed, at every call (install / remove)."""
     import paddle.nn as nn
 
     if "_onednn_chain" not in layers.__dict__:
-        convs = []
+        convs, leaves = [], []
         for layer in layers.sublayers(include_self=True):
             if layer.sublayers():
                 continue
-            routed = "_native_forward" in layer.__dict__
-            if type(layer) in (nn.ReLU, nn.LeakyReLU) and routed:
+            leaves.append(layer)
+            if type(layer) in (nn.ReLU, nn.LeakyReLU):
                 continue
-            if not (routed and _routable(layer)):
+            if not _routable(layer):
                 convs = None
                 break
             k, dil, pad = layer.weight.shape[2:], _pairs(layer._dilation), _pairs(layer._updated_padding)
@@ -977,8 +1021,11 @@ def _chain_convs(layers):
                 convs = None
                 break
             convs.append(layer)
-        layers.__dict__["_onednn_chain"] = convs
-    return layers.__dict__["_onednn_chain"]
+        layers.__dict__["_onednn_chain"] = (convs, leaves)
+    convs, leaves = layers.__dict__["_onednn_chain"]
+    if not convs or not all("_native_forward" in layer.__dict__ for layer in leaves):
+        return None
+    return convs
 
 
 def conv_chain(layers, x, native):
@@ -1038,6 +1085,7 @@ def _routable(layer):
 def _routed_forward(layer, native):
     stride, dilation, groups = _pairs(layer._stride), _pairs(layer._dilation), int(layer._groups)
     padding = _pairs(layer._updated_padding)
+    layer.__dict__["_onednn_route"] = (stride, padding, dilation, groups)  # for conv_add
 
     def forward(x, act_layer=None):
         """The convolution, and ``act_layer`` (a (leaky) ReLU, see _relu_slope) after it when given: in the same
@@ -1134,7 +1182,7 @@ def _layer_forward(layer):
     return None
 
 
-_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "nearest_half", "concat", "conv_chain")
+_OPS_NAMES = ("mul", "add", "mean_hw", "upsample2", "nearest_half", "concat", "conv_chain", "conv_add")
 
 
 def _install_ops():
@@ -1150,6 +1198,7 @@ def _install_ops():
     OPS.concat = functools.partial(concat, native=Ops.concat)
     OPS.nearest_half = functools.partial(nearest_half, native=Ops.nearest_half)
     OPS.conv_chain = functools.partial(conv_chain, native=Ops.conv_chain)
+    OPS.conv_add = functools.partial(conv_add, native=Ops.conv_add)
 
 
 def remove_ops():
@@ -1186,6 +1235,7 @@ def remove(net):
         if "_native_forward" in layer.__dict__:
             del layer.__dict__["forward"]
             del layer.__dict__["_native_forward"]
+            layer.__dict__.pop("_onednn_route", None)
     remove_ops()
 
 
