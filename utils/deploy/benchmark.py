@@ -359,7 +359,9 @@ def train_worker(spec):
             "batch_size": batch, "patch_size": max(h, w), "num_workers": cfg["data"]["num_workers"],
             "height": h, "width": w, "loss": cfg["train"]["loss"]["name"],
             "train_step": ("static program, oneDNN" if static is not None and static.active else
-                           f"dygraph, {trainer.onednn_layers} layers on oneDNN" if getattr(trainer, "onednn_layers", 0)
+                           f"dygraph, {trainer.onednn_layers} layers on oneDNN"
+                           + (", merged Adam" if getattr(trainer.optimizer, "_use_multi_tensor", False) else "")
+                           if getattr(trainer, "onednn_layers", 0)
                            else "dygraph"),
             "cpu_math": {k: os.environ[k] for k in ("MKL_DEBUG_CPU_TYPE",) if k in os.environ},
             "device": "training engine, first progressive stage, cpu"}
