@@ -380,7 +380,8 @@ def test_convolution_plus_residual_runs_as_one_call(residual_shape, fused, monke
         onednn.install(conv)
         calls = []
         real = onednn.conv2d
-        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: calls.append(k.get("residual") is not None) or real(*a, **k))
+        monkeypatch.setattr(onednn, "conv2d",
+                            lambda *a, **k: calls.append(k.get("residual") is not None) or real(*a, **k))
         got = values_and_grads()
     finally:
         onednn.remove(conv)

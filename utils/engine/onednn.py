@@ -366,6 +366,12 @@ def _plan(x_shape, w_shape, stride, padding, dilation, groups, bias, blocked=Fal
     return plan
 
 
+def _conv_grads(ctx, x, weight, dy):
+    """A convolution PyLayer's gradients for the output gradient ``dy``: (dx, dw) or (dx, dw, db)."""
+    dx, dw, db = ctx.plan.backward(x, weight, _c(dy), need_dx=not x.stop_gradient, need_dw=not weight.stop_gradient)
+    return (dx, dw, db) if ctx.has_bias else (dx, dw)
+
+
 def _conv_layer():
     from paddle.autograd import PyLayer
 
@@ -378,11 +384,7 @@ def _conv_layer():
 
         @staticmethod
         def backward(ctx, dy):
-            x, weight = ctx.saved_tensor()
-            dy = dy if dy.is_contiguous() else dy.contiguous()
-            dx, dw, db = ctx.plan.backward(x, weight, dy, need_dx=not x.stop_gradient,
-                                           need_dw=not weight.stop_gradient)
-            return (dx, dw, db) if ctx.has_bias else (dx, dw)
+            return _conv_grads(ctx, *ctx.saved_tensor(), dy)
 
     class OneDNNConv2DReLU(PyLayer):
         """A convolution and the (leaky) ReLU after it in one pass; the ReLU's gradient is taken from its output
@@ -398,13 +400,10 @@ def _conv_layer():
         @staticmethod
         def backward(ctx, dy):
             x, weight, y = ctx.saved_tensor()
-            dy = dy if dy.is_contiguous() else dy.contiguous()
-            dpre = _empty(y.shape)
+            dy, dpre = _c(dy), _empty(y.shape)
             _leaky(tuple(y.shape), float(ctx.plan.act))[1].run(
                 {_ARG_SRC: y.data_ptr(), _ARG_DIFF_DST: dy.data_ptr(), _ARG_DIFF_SRC: dpre.data_ptr()})
-            dx, dw, db = ctx.plan.backward(x, weight, dpre, need_dx=not x.stop_gradient,
-                                           need_dw=not weight.stop_gradient)
-            return (dx, dw, db) if ctx.has_bias else (dx, dw)
+            return _conv_grads(ctx, x, weight, dpre)
 
     class OneDNNConv2DAdd(PyLayer):
         """A convolution whose output gets ``residual`` added in place; the residual's gradient is the output's
@@ -422,11 +421,7 @@ def _conv_layer():
 
         @staticmethod
         def backward(ctx, dy):
-            x, weight = ctx.saved_tensor()
-            g = dy if dy.is_contiguous() else dy.contiguous()
-            dx, dw, db = ctx.plan.backward(x, weight, g, need_dx=not x.stop_gradient,
-                                           need_dw=not weight.stop_gradient)
-            return (dx, dw, db, dy) if ctx.has_bias else (dx, dw, dy)
+            return _conv_grads(ctx, *ctx.saved_tensor(), dy) + (dy,)
 
     class OneDNNConv2DTranspose(PyLayer):
         """The transposed convolution of ``plan``'s convolution (which maps the output's shape to the input's
@@ -876,7 +871,8 @@ def avg_pool(x, kernel, stride, ceil_mode, native):
 def _pool2_grad(g, shape):
     g = g * 0.25
     dx = _empty(shape)
-    _resample(_RESAMPLE_NEAREST, tuple(g.shape), tuple(shape[2:])).run({_ARG_SRC: g.data_ptr(), _ARG_DST: dx.data_ptr()})
+    up = _resample(_RESAMPLE_NEAREST, tuple(g.shape), tuple(shape[2:]))
+    up.run({_ARG_SRC: g.data_ptr(), _ARG_DST: dx.data_ptr()})
     return dx
 
 
@@ -1120,8 +1116,9 @@ def _sequential_forward(seq):
     import paddle.nn as nn
 
     layers = list(seq._sub_layers.values())
-    pairs = [i for i in range(len(layers) - 1) if _routable(layers[i])
-             and type(layers[i + 1]) in (nn.ReLU, nn.LeakyReLU) and float(getattr(layers[i + 1], "_negative_slope", 0)) >= 0]
+    acts = (nn.ReLU, nn.LeakyReLU)
+    pairs = [i for i in range(len(layers) - 1) if _routable(layers[i]) and type(layers[i + 1]) in acts
+             and float(getattr(layers[i + 1], "_negative_slope", 0)) >= 0]
     if not pairs:
         return None
     steps, i = [], 0
