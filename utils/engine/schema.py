@@ -30,8 +30,9 @@ Schema (every section is checked; unknown keys are refused, missing ones take th
       amp: {enable: false, level: O1, dtype: float16, init_loss_scaling: 1024}   # GPU / NPU; utils/amp.py
       onednn_ops: auto            # CPU, without AMP: the dygraph step's convolutions, activations, poolings,
                                   # resizes and broadcasting products on the oneDNN kernels of Paddle's own
-                                  # library (utils/engine/onednn.py; same values, same keys); auto = true
-                                  # where the library loads and passes its self-check; false: Paddle's kernels
+                                  # library (utils/engine/onednn.py; same values, same keys), and Adam as one
+                                  # merged kernel (utils/schedulers.py); auto = true where the library loads
+                                  # and passes its self-check; false: Paddle's kernels
       cpu_static: auto            # CPU only, without AMP: true runs the network and the loss as one static
                                   # program with oneDNN kernels instead (backward and optimizer in dygraph;
                                   # Paddle 3.3.x; utils/engine/cpu_static.py); auto = true for MIMOUNet when
