@@ -417,6 +417,18 @@ def test_resuming_another_folders_state_into_an_earlier_run_is_refused(sidd_lite
             "--resume", tmp_path / "a" / "state_iter00000002.pdstates"], "holds an earlier run", "model_best")
 
 
+@pytest.mark.parametrize("inside", ["train_mini", "train_mini/model", "val_mini"])
+@pytest.mark.parametrize("option", ["output.model_dir", "output.log_dir"])
+def test_output_folders_inside_a_data_set_are_refused(sidd_lite, tmp_path, capsys, inside, option):
+    data = tmp_path / "SIDD_patches"
+    shutil.copytree(sidd_lite / "SIDD_patches", data)
+    args = _train_args(sidd_lite, tmp_path / "run", f"data.train.root={data}/train_mini",
+                       f"data.val.root={data}/val_mini", f"{option}={data}/{inside}")
+    split = "val" if inside.startswith("val") else "train"
+    with unchanged(data):
+        one_line(capsys, train.main, args, option, f"is inside data.{split}.root", "outside the data sets")
+
+
 def test_overwrite_key_replaces_the_earlier_run(sidd_lite, tmp_path, capsys):
     model_dir = tmp_path / "run"
     model_dir.mkdir()

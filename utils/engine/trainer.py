@@ -137,6 +137,7 @@ class Trainer:
         self.world, self.rank = _world()
         self.model_dir, self.log_dir = cfg["output"]["model_dir"], cfg["output"]["log_dir"]
         self.resume_command, self.failures = resume_command, failures
+        self._check_outputs_outside_data()
         state_path = self.find_state(resume) if resume else None
         elsewhere = state_path and os.path.realpath(os.path.dirname(state_path)) != os.path.realpath(self.model_dir)
         earlier = self.earlier_run() if not resume or elsewhere else []  # a state from another folder: a new run here
@@ -197,6 +198,20 @@ class Trainer:
                 output_dir(self.log_dir, "output.log_dir")
 
     # -- construction helpers -----------------------------------------------------------------------------------
+    def _check_outputs_outside_data(self):
+        """The run's output folders may not be a data set's folder or lie inside one: checkpoints, logs and
+        figures would sit among (and be listed with) the images the data set reads."""
+        for option, out in (("output.model_dir", self.model_dir), ("output.log_dir", self.log_dir)):
+            if not out:
+                continue
+            where = os.path.realpath(out)
+            for split in ("train", "val"):
+                root = (self.cfg["data"].get(split) or {}).get("root")
+                top = os.path.realpath(root) if root else None
+                if top and (where == top or where.startswith(top + os.sep)):
+                    raise UserError(f"{option} {out} is inside data.{split}.root {root}: give an output folder "
+                                    "outside the data sets")
+
     def _build_network(self):
         return build_network(self.cfg["network"])
 
