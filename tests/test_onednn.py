@@ -28,6 +28,25 @@ def _values_and_grads(fn, inputs, seed=1):
     return [out.numpy()] + [g.numpy() for g in paddle.grad([out], xs, [dy])]
 
 
+def _value_and_grads(compute, wrt, dy):
+    """``compute()``'s output and the gradients of the tensors ``wrt`` for the output gradient ``dy``."""
+    out = compute()
+    return [out.numpy()] + [g.numpy() for g in paddle.grad([out], wrt, [dy])]
+
+
+def _assert_close(want, got):
+    assert len(want) == len(got)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
+
+
+def _record_conv2d(monkeypatch, key, default=None):
+    """Route onednn.conv2d through a recorder: the list of each call's ``key`` keyword (``default`` if absent)."""
+    calls, real = [], onednn.conv2d
+    monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: calls.append(k.get(key, default)) or real(*a, **k))
+    return calls
+
+
 def _assert_same(reference, ours, inputs):
     want, got = _values_and_grads(reference, inputs), _values_and_grads(ours, inputs)
     assert len(want) == len(got) == len(inputs) + 1
@@ -122,9 +141,7 @@ def test_installed_network_keeps_keys_outputs_and_gradients(cfg, monkeypatch):
         routed = onednn.install(net)
         assert routed > 10 and {k: tuple(v.shape) for k, v in net.state_dict().items()} == keys
         assert "mul" in OPS.__dict__  # the networks' element-wise steps are routed too
-        calls = []
-        conv = onednn.conv2d
-        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: calls.append(k.get("blocked", False)) or conv(*a, **k))
+        calls = _record_conv2d(monkeypatch, "blocked", False)
         got = loss_and_grads()
         convs = sum(type(la) is paddle.nn.Conv2D for la in net.sublayers())
         assert len(calls) >= convs > 10  # every convolution ran on oneDNN (MIRNetV2 runs some twice)
@@ -306,15 +323,12 @@ def test_conv_chain_keeps_values_and_gradients_in_the_blocked_layout(last, chain
     dy = _tensor(np.random.default_rng(2), x.shape)
 
     def values_and_grads():  # the output and the gradients of the input and of every weight
-        out = OPS.conv_chain(layers, x)
-        return [out.numpy()] + [g.numpy() for g in paddle.grad([out], [x] + layers.parameters(), [dy])]
+        return _value_and_grads(lambda: OPS.conv_chain(layers, x), [x] + layers.parameters(), dy)
 
     want = values_and_grads()  # Paddle's operators
     try:
         onednn.install(layers)
-        blocked = []
-        conv = onednn.conv2d
-        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: blocked.append(k.get("blocked", False)) or conv(*a, **k))
+        blocked = _record_conv2d(monkeypatch, "blocked", False)
         got = values_and_grads()
         with paddle.no_grad():  # validation: another size, no autograd
             y = _tensor(np.random.default_rng(1), (1, 16, 9, 20))
@@ -328,8 +342,7 @@ def test_conv_chain_keeps_values_and_gradients_in_the_blocked_layout(last, chain
         onednn.remove_ops()
     np.testing.assert_array_equal(again, want[0])
     assert blocked and all(blocked) == chained and any(blocked) == chained
-    for a, b in zip(want, got):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
+    _assert_close(want, got)
     with paddle.no_grad():
         np.testing.assert_allclose(inference, layers(y).numpy(), rtol=1e-4, atol=1e-5)
 
@@ -344,23 +357,16 @@ def test_convolution_and_relu_of_a_sequential_run_as_one_call(act, fused, monkey
     x, dy = _tensor(np.random.default_rng(0), (2, 8, 9, 7)), _tensor(np.random.default_rng(1), (2, 8, 9, 7))
     x.stop_gradient = False
 
-    def values_and_grads():
-        out = seq(x)
-        return [out.numpy()] + [g.numpy() for g in paddle.grad([out], [x] + seq.parameters(), [dy])]
-
-    want = values_and_grads()
+    want = _value_and_grads(lambda: seq(x), [x] + seq.parameters(), dy)
     try:
         onednn.install(seq)
-        acts = []
-        conv = onednn.conv2d
-        monkeypatch.setattr(onednn, "conv2d", lambda *a, **k: acts.append(k.get("act")) or conv(*a, **k))
-        got = values_and_grads()
+        acts = _record_conv2d(monkeypatch, "act")
+        got = _value_and_grads(lambda: seq(x), [x] + seq.parameters(), dy)
     finally:
         onednn.remove(seq)
     assert acts == [fused, 0.0]  # the last pair (1x1 convolution + ReLU) always fuses
     assert "forward" not in seq.__dict__  # remove() restores the Sequential too
-    for a, b in zip(want, got):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
+    _assert_close(want, got)
 
 
 @pytest.mark.parametrize("residual_shape,fused", [((2, 16, 9, 7), True), ((2, 16, 1, 1), False)])
@@ -372,19 +378,15 @@ def test_convolution_plus_residual_runs_as_one_call(residual_shape, fused, monke
     x.stop_gradient = r.stop_gradient = False
 
     def values_and_grads():
-        out = OPS.conv_add(conv, x, r)
-        return [out.numpy()] + [g.numpy() for g in paddle.grad([out], [x, r] + conv.parameters(), [dy])]
+        return _value_and_grads(lambda: OPS.conv_add(conv, x, r), [x, r] + conv.parameters(), dy)
 
     want = values_and_grads()
     try:
         onednn.install(conv)
-        calls = []
-        real = onednn.conv2d
-        monkeypatch.setattr(onednn, "conv2d",
-                            lambda *a, **k: calls.append(k.get("residual") is not None) or real(*a, **k))
+        residuals = _record_conv2d(monkeypatch, "residual")
         got = values_and_grads()
     finally:
         onednn.remove(conv)
-    assert calls == ([True] if fused else [False]) and "_onednn_route" not in conv.__dict__
-    for a, b in zip(want, got):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(np.abs(a).max()))
+    assert [res is not None for res in residuals] == [fused]  # one convolution call, the sum in it or after it
+    assert "forward" not in conv.__dict__  # remove() restores the layer
+    _assert_close(want, got)

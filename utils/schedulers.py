@@ -202,7 +202,10 @@ def merged_adam(**kwargs):
                 p.dtype == paddle.float32 for p in params):
             merged.append(live)
         opt._use_multi_tensor = bool(merged) and live == merged[0]
-        return step()
+        try:
+            return step()
+        finally:
+            opt._use_multi_tensor = True  # between steps the optimizer reads as merged (logs, records)
 
     opt.step = guarded_step
     return opt

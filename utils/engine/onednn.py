@@ -169,11 +169,14 @@ class _Library:
         self.check(self.lib.dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops attribute")
         return attr
 
-    def reorder(self, src_md, dst_md):
+    def reorder_pd(self, src_md, dst_md):
         pd = ctypes.c_void_p()
         self.check(self.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(pd), src_md, self.engine, dst_md,
                                                                 self.engine, None), "reorder")
-        return self.primitive(pd)
+        return pd
+
+    def reorder(self, src_md, dst_md):
+        return self.primitive(self.reorder_pd(src_md, dst_md))
 
     def run(self, prim, args):
         """Execute ``prim`` with ``args`` = [(arg id, memory object, data pointer)]."""
@@ -253,6 +256,13 @@ class _Operand:
             self.lib.run(self.reorder, [(_ARG_SRC, self.op_mem, op_ptr), (_ARG_DST, self.user_mem, ptr)])
 
 
+def _conv_out_shape(x_shape, w_shape, stride, padding, dilation):
+    """[N, O, OH, OW] of a convolution of input ``x_shape`` with weights ``w_shape``."""
+    (n, _, h, w), (o, _, kh, kw) = x_shape, w_shape
+    return [n, o] + [(i + 2 * p - d * (k - 1) - 1) // s + 1
+                     for i, p, d, k, s in zip((h, w), padding, dilation, (kh, kw), stride)]
+
+
 class ConvPlan:
     """Primitives for one (input shape, weight shape, stride, padding, dilation, groups, bias) combination."""
 
@@ -261,11 +271,9 @@ class ConvPlan:
         self.act = act  # None, or the slope of a (leaky) ReLU applied to the output in the same pass
         n, c, h, w = x_shape
         o, cg, kh, kw = w_shape
-        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        if oh < 1 or ow < 1:
+        self.in_shape, self.out_shape = [n, c, h, w], _conv_out_shape(x_shape, w_shape, stride, padding, dilation)
+        if min(self.out_shape[2:]) < 1:
             raise OneDNNError(f"convolution output would be empty for input {x_shape}")
-        self.in_shape, self.out_shape = [n, c, h, w], [n, o, oh, ow]
         self.bias = bias
         wdims, wtag = ([groups, o // groups, cg, kh, kw], _TAG_ABCDE) if groups > 1 else ([o, cg, kh, kw], _TAG_ABCD)
         # the activations as the caller holds them: plain NCHW, or inside a conv_chain the chain's blocked layout
@@ -469,18 +477,8 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, blocked=False, ac
 def conv_add(conv, x, residual, native):
     """``conv(x) + residual`` (``conv`` an ``nn.Conv2D``, ``residual`` of its output's shape) as one call when
     ``conv`` is routed here: the sum is added into the convolution's output and needs no gradient of its own."""
-    route = conv.__dict__.get("_onednn_route")
-    chained = getattr(_CHAIN, "active", False)
-    if route is not None and "_native_forward" in conv.__dict__ and len(x.shape) == 4 and (
-            chained or _eligible(x, conv.weight, residual)):
-        stride, padding, dilation, groups = route
-        n, _, h, w = x.shape
-        o, _, kh, kw = conv.weight.shape
-        out = [n, o] + [(i + 2 * p - d * (k - 1) - 1) // s + 1
-                        for i, p, d, k, s in zip((h, w), padding, dilation, (kh, kw), stride)]
-        if list(residual.shape) == out:
-            return conv2d(x, conv.weight, conv.bias, stride, padding, dilation, groups, blocked=chained,
-                          residual=residual)
+    if "_native_forward" in conv.__dict__ and _routable(conv):
+        return conv.forward(x, residual=residual)
     return native(conv, x, residual)
 
 
@@ -513,6 +511,11 @@ class _Plain:
 
 def _pd():
     return ctypes.c_void_p()
+
+
+def _reorder(src_md, dst_md):
+    """A reorder (a copy from one memory layout or view into another) as a ``_Plain`` primitive."""
+    return _Plain(_library().reorder_pd(src_md, dst_md), {_ARG_SRC: src_md, _ARG_DST: dst_md})
 
 
 _PRIMS = {}
@@ -561,10 +564,7 @@ def _concat(shapes, axis):
             window = ctypes.c_void_p()
             lib.check(lib.lib.dnnl_memory_desc_create_submemory(ctypes.byref(window), dst, _dims(shape),
                                                                  _dims(offsets)), "sub-memory descriptor")
-            rpd = _pd()
-            lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), window, lib.engine, md,
-                                                                  lib.engine, None), "reorder")
-            grads.append(_Plain(rpd, {_ARG_SRC: window, _ARG_DST: md}))
+            grads.append(_reorder(window, md))
         return tuple(out_shape), fwd, grads
     return _cached(("concat", tuple(shapes), axis), build)
 
@@ -577,7 +577,7 @@ def _reduce(src_shape, dst_shape, alg=_REDUCE_SUM):
         lib.check(lib.lib.dnnl_reduction_primitive_desc_create(ctypes.byref(pd), lib.engine, alg, ms, md,
                                                                 0.0, 0.0, None), "reduction descriptor")
         return _Plain(pd, {_ARG_SRC: ms, _ARG_DST: md})
-    return _cached(("sum" if alg == _REDUCE_SUM else "mean", src_shape, dst_shape), build)
+    return _cached(("reduce", alg, src_shape, dst_shape), build)
 
 
 def _leaky(shape, alpha):
@@ -636,12 +636,7 @@ def _every_second(shape):
                                                                 _dims([c * h * w, h * w, 2 * w, 2])),
                   "strided memory descriptor")
         plain = _plain_md(out)
-        fwd, bwd = _pd(), _pd()
-        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(fwd), view, lib.engine, plain,
-                                                              lib.engine, None), "reorder")
-        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(bwd), plain, lib.engine, view,
-                                                              lib.engine, None), "reorder")
-        return out, _Plain(fwd, {_ARG_SRC: view, _ARG_DST: plain}), _Plain(bwd, {_ARG_SRC: plain, _ARG_DST: view})
+        return out, _reorder(view, plain), _reorder(plain, view)
     return _cached(("every_second", shape), build)
 
 
@@ -956,14 +951,8 @@ def _chain_md(shape):
 
 def _chain_reorders(shape):
     def build():
-        lib = _library()
         plain, blocked = _plain_md(shape), _chain_md(shape)
-        into, back = _pd(), _pd()
-        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(into), plain, lib.engine, blocked,
-                                                              lib.engine, None), "reorder")
-        lib.check(lib.lib.dnnl_reorder_primitive_desc_create(ctypes.byref(back), blocked, lib.engine, plain,
-                                                              lib.engine, None), "reorder")
-        return _Plain(into, {_ARG_SRC: plain, _ARG_DST: blocked}), _Plain(back, {_ARG_SRC: blocked, _ARG_DST: plain})
+        return _reorder(plain, blocked), _reorder(blocked, plain)
     return _cached(("chain_reorders", tuple(shape)), build)
 
 
@@ -1081,28 +1070,29 @@ def _routable(layer):
 def _routed_forward(layer, native):
     stride, dilation, groups = _pairs(layer._stride), _pairs(layer._dilation), int(layer._groups)
     padding = _pairs(layer._updated_padding)
-    layer.__dict__["_onednn_route"] = (stride, padding, dilation, groups)  # for conv_add
 
-    def forward(x, act_layer=None):
-        """The convolution, and ``act_layer`` (a (leaky) ReLU, see _relu_slope) after it when given: in the same
-        pass on oneDNN."""
+    def forward(x, act_layer=None, residual=None):
+        """The convolution, then either ``act_layer`` (a (leaky) ReLU, see _relu_slope) or ``+ residual`` when
+        given: in the same call on oneDNN (a residual of the output's shape)."""
+        chained = getattr(_CHAIN, "active", False)  # inside conv_chain (which checked the layers and the input)
+        if not chained and not (_eligible(x, layer.weight) and len(x.shape) == 4):
+            y = native(x)
+            y = y if act_layer is None else act_layer(y)
+            return y if residual is None else y + residual
         slope = None if act_layer is None else _relu_slope(act_layer)
-        if getattr(_CHAIN, "active", False):  # inside conv_chain (which checked the layers and the input)
-            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, blocked=True, act=slope)
-        if _eligible(x, layer.weight) and len(x.shape) == 4:
-            return conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, act=slope)
-        y = native(x)
-        return y if act_layer is None else act_layer(y)
+        fused = residual is not None and (chained or _eligible(residual)) and list(residual.shape) == \
+            _conv_out_shape(x.shape, layer.weight.shape, stride, padding, dilation)
+        y = conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups, blocked=chained, act=slope,
+                   residual=residual if fused else None)
+        return y if residual is None or fused else y + residual
 
     return forward
 
 
-def _relu_slope(layer):
-    """The slope of a routed ``nn.ReLU`` (0) or ``nn.LeakyReLU`` (its slope, if >= 0), else None."""
+def _slope(layer):
+    """The slope of an ``nn.ReLU`` (0) or ``nn.LeakyReLU`` (its slope, if >= 0: a convolution post-op), else None."""
     import paddle.nn as nn
 
-    if "_native_forward" not in layer.__dict__:
-        return None
     if type(layer) is nn.ReLU:
         return 0.0
     if type(layer) is nn.LeakyReLU and float(layer._negative_slope) >= 0:
@@ -1110,25 +1100,22 @@ def _relu_slope(layer):
     return None
 
 
+def _relu_slope(layer):
+    """``_slope`` of a layer routed here (its forward replaced), else None."""
+    return _slope(layer) if "_native_forward" in layer.__dict__ else None
+
+
 def _sequential_forward(seq):
     """For an ``nn.Sequential`` in which a convolution this module computes is followed by a ReLU or leaky ReLU:
     its forward with each such pair as one call (the activation a post-op of the convolution); else None."""
-    import paddle.nn as nn
-
     layers = list(seq._sub_layers.values())
-    acts = (nn.ReLU, nn.LeakyReLU)
-    pairs = [i for i in range(len(layers) - 1) if _routable(layers[i]) and type(layers[i + 1]) in acts
-             and float(getattr(layers[i + 1], "_negative_slope", 0)) >= 0]
-    if not pairs:
-        return None
     steps, i = [], 0
     while i < len(layers):
-        if i in pairs:
-            steps.append((layers[i], layers[i + 1]))
-            i += 2
-        else:
-            steps.append((layers[i], None))
-            i += 1
+        pair = i + 1 < len(layers) and _routable(layers[i]) and _slope(layers[i + 1]) is not None
+        steps.append((layers[i], layers[i + 1] if pair else None))
+        i += 2 if pair else 1
+    if all(act is None for _, act in steps):
+        return None
 
     def forward(x):
         for layer, act in steps:
@@ -1232,7 +1219,6 @@ def remove(net):
         if "_native_forward" in layer.__dict__:
             del layer.__dict__["forward"]
             del layer.__dict__["_native_forward"]
-            layer.__dict__.pop("_onednn_route", None)
     remove_ops()
 
 

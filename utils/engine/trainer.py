@@ -40,7 +40,7 @@ from ..checkpoint import save_weights
 from ..config import ConfigError, dump_config
 from ..device import device_type, is_custom, set_device
 from ..errors import DatasetError, UserError
-from ..fileio import atomic_paddle_save, atomic_write_text, output_dir
+from ..fileio import atomic_paddle_save, atomic_write_text, inside, output_dir
 from ..losses import build_loss
 from ..schedulers import build_optimizer, build_scheduler
 from .cpu_static import StaticTrainStep, cpu_static_plan, error_summary
@@ -204,11 +204,9 @@ class Trainer:
         for option, out in (("output.model_dir", self.model_dir), ("output.log_dir", self.log_dir)):
             if not out:
                 continue
-            where = os.path.realpath(out)
             for split in ("train", "val"):
                 root = (self.cfg["data"].get(split) or {}).get("root")
-                top = os.path.realpath(root) if root else None
-                if top and (where == top or where.startswith(top + os.sep)):
+                if root and inside(out, root):
                     raise UserError(f"{option} {out} is inside data.{split}.root {root}: give an output folder "
                                     "outside the data sets")
 
